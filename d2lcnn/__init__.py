@@ -1,0 +1,14 @@
+"""d2lcnn: the helper package of the notebooks on convolutional networks, LeNet to EfficientNet.
+
+Modules, one concern each:
+
+* ``data``: Fashion-MNIST, found offline first, checked, and served from the training device;
+* ``models``: the architectures, built from named blocks, in a registry by name and configuration;
+* ``train``: the Trainer (fit, evaluate, history, checkpoints, mixed precision, quick mode);
+* ``inspect``: layer tables, model comparisons, and explanations of shape mismatches;
+* ``viz``: the pictures and widgets (filters, feature maps, mistakes, where a network looks);
+* ``runtime``: the device helper and quick mode;
+* ``commands``: ``python -m d2lcnn ...``.
+"""
+
+__version__ = "0.1.0"
