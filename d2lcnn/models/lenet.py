@@ -4,6 +4,9 @@ Two convolution + pooling stages turn a 28x28 (or 32x32) digit into 16 maps of 5
 fully connected layers classify them. The book's version keeps the paper's sigmoid-like
 activations and average ("subsampling") pooling, and pads the first convolution so that
 Fashion-MNIST's 28x28 images get the 32x32 field of view the paper's digits had.
+
+The blocks return small ``nn.Sequential`` stacks; the builders unpack them (``*conv_block(...)``)
+into one flat ``nn.Sequential``, so the layers are numbered 0..11 exactly as in the book.
 """
 
 from __future__ import annotations
@@ -13,41 +16,49 @@ from torch import nn
 from . import register
 
 
-def lenet_features(activation: type[nn.Module] = nn.Sigmoid, pool: type[nn.Module] = nn.AvgPool2d,
-                   first_padding: int = 2) -> nn.Sequential:
-    """The two conv + activation + pool stages: (N, 1, 28, 28) -> (N, 16, 5, 5)."""
+def conv_block(in_channels: int, out_channels: int, kernel_size: int = 5, padding: int = 0,
+               activation: type[nn.Module] = nn.Sigmoid, pool: type[nn.Module] = nn.AvgPool2d) -> nn.Sequential:
+    """Convolution, activation, then 2x2 pooling that halves the map: one LeNet stage."""
     return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=first_padding), activation(),
-        pool(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), activation(),
+        nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, padding=padding),
+        activation(),
         pool(kernel_size=2, stride=2),
     )
 
 
-def lenet_classifier(activation: type[nn.Module] = nn.Sigmoid, num_classes: int = 10) -> nn.Sequential:
-    """Flatten the 16x5x5 maps and classify them with three fully connected layers."""
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), activation(),
-        nn.Linear(120, 84), activation(),
-        nn.Linear(84, num_classes),
-    )
+def classifier(in_features: int, hidden: tuple[int, ...] = (120, 84), num_classes: int = 10,
+               activation: type[nn.Module] = nn.Sigmoid) -> nn.Sequential:
+    """Flatten the maps, then fully connected layers (with activations between them)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in hidden:
+        layers += [nn.Linear(in_features, width), activation()]
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)
 
 
 @register("lenet", "fashion", input_shape=(1, 1, 28, 28), reference_params=61_706,
           book={"batch_size": 256, "lr": 0.9, "resize": 28, "epochs": 10})
 def lenet(activation: type[nn.Module] = nn.Sigmoid, pool: type[nn.Module] = nn.AvgPool2d) -> nn.Sequential:
     """The book's LeNet on 28x28 Fashion-MNIST: sigmoid, average pooling, padded first conv."""
-    return nn.Sequential(lenet_features(activation, pool, first_padding=2), lenet_classifier(activation))
+    return nn.Sequential(
+        *conv_block(1, 6, kernel_size=5, padding=2, activation=activation, pool=pool),   # 6 x 14 x 14
+        *conv_block(6, 16, kernel_size=5, activation=activation, pool=pool),             # 16 x 5 x 5
+        *classifier(16 * 5 * 5, hidden=(120, 84), num_classes=10, activation=activation),
+    )
 
 
 @register("lenet", "paper", input_shape=(1, 1, 32, 32), reference_params=61_706)
 def lenet5() -> nn.Sequential:
-    """LeNet-5 as in the paper's layer sizes: 32x32 digits, tanh, no padding, 10 classes.
+    """LeNet-5 with the paper's layer sizes: 32x32 digits, tanh, no padding, 10 classes.
 
     Simplified where modern frameworks differ from 1998: C3 connects every input map (the
     paper's sparse table gives 1,516 weights instead of 2,416), S2/S4 are plain average pools
     (the paper's have a trainable scale and bias each) and the output is a linear layer (the
     paper's is a Euclidean RBF layer). The paper reports about 60,000 trainable parameters.
     """
-    return nn.Sequential(lenet_features(nn.Tanh, nn.AvgPool2d, first_padding=0), lenet_classifier(nn.Tanh))
+    return nn.Sequential(
+        *conv_block(1, 6, kernel_size=5, activation=nn.Tanh),      # C1, S2: 6 x 14 x 14
+        *conv_block(6, 16, kernel_size=5, activation=nn.Tanh),     # C3, S4: 16 x 5 x 5
+        *classifier(16 * 5 * 5, hidden=(120, 84), num_classes=10, activation=nn.Tanh),  # C5, F6, out
+    )
