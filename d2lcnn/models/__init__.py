@@ -85,3 +85,6 @@ def specs(config: str | None = None) -> list[ModelSpec]:
 
 # Importing the family modules fills the registry, in course order.
 from . import lenet  # noqa: E402,F401
+from . import alexnet  # noqa: E402,F401
+from . import vgg  # noqa: E402,F401
+from . import nin  # noqa: E402,F401
