@@ -27,7 +27,8 @@ class ModelSpec:
     """One registered network: how to build it and what it expects.
 
     ``book`` holds the book's training recipe (``batch_size``, ``lr``, ``resize``, ``epochs``) as
-    plain data; ``d2lcnn.train.Recipe.book`` turns it into a recipe. ``reference_params`` is the
+    plain data; ``d2lcnn.train.Recipe.book`` turns it into a recipe. ``modern`` holds this
+    network's changes to the modern recipe (``Recipe.modern``), e.g. its peak learning rate. ``reference_params`` is the
     parameter count we are checked against (the book's, the paper's or torchvision's).
     """
 
@@ -38,19 +39,26 @@ class ModelSpec:
     family: str
     book: dict | None = None
     reference_params: int | None = None
+    modern: dict = field(default_factory=dict)
     about: str = ""
     extra: dict = field(default_factory=dict)
 
     def build(self, **kwargs) -> nn.Module:
-        """A fresh network of this configuration (keyword arguments go to the builder)."""
-        return self.builder(**kwargs)
+        """A fresh network of this configuration (keyword arguments go to the builder).
+
+        The network is tagged with ``d2lcnn_name`` ("lenet/fashion"), which checkpoints record so
+        that loading one into another architecture can say which is which.
+        """
+        net = self.builder(**kwargs)
+        net.d2lcnn_name = f"{self.name}/{self.config}"
+        return net
 
 
 _REGISTRY: dict[tuple[str, str], ModelSpec] = {}
 
 
 def register(name: str, config: str, input_shape: tuple[int, int, int, int], book: dict | None = None,
-             reference_params: int | None = None, about: str = ""):
+             reference_params: int | None = None, modern: dict | None = None, about: str = ""):
     """Decorator that adds a builder to the registry under ``(name, config)``."""
     if config not in CONFIGS:
         raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
@@ -58,7 +66,7 @@ def register(name: str, config: str, input_shape: tuple[int, int, int, int], boo
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[(name, config)] = ModelSpec(name, config, builder, tuple(input_shape), family,
-                                              book, reference_params, about or (builder.__doc__ or "").strip().split("\n")[0])
+                                              book, reference_params, dict(modern or {}), about or (builder.__doc__ or "").strip().split("\n")[0])
         return builder
 
     return decorate
