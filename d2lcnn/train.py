@@ -524,8 +524,7 @@ class _Progress:
     def epoch_end(self, record: dict) -> None:
         t = self.trainer
         if self.notebook:
-            self.last = 0.0
-            self.draw(force=True)
+            self.draw()
             return
         if record.get("interrupted"):
             print(f"epoch {record['epoch']} interrupted after {record['steps_done']} steps; "
@@ -535,21 +534,15 @@ class _Progress:
               f"train acc {record['train_acc']:.3f}  test acc {record['test_acc']:.3f}  "
               f"{record['seconds']:.1f} s  {record['examples_per_s']:,.0f} examples/s", flush=True)
 
-    def draw(self, force: bool = False) -> None:
-        """Redraw the live plot (at most twice a second unless ``force``)."""
+    def draw(self) -> None:
+        """Redraw the live plot in its Output."""
         if self.out is None:
             return
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
         from .curves import plot_history
+        from .display import redraw
 
         history = [r for r in self.trainer.history if not r.get("interrupted")]
-        fig = plot_history(self.live + history)
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        redraw(self.out, lambda: plot_history(self.live + history))
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,0 +1,30 @@
+"""Seeing inside the networks: pictures and widgets.
+
+Each picture is a ``show_*`` function returning a matplotlib figure (it works in tests, scripts
+and notebooks); the widget of the same name without ``show_`` wraps it with controls and
+redraws it in an ``ipywidgets.Output`` (core ipywidgets only: 7.7 as on Colab, and 8).
+
+* ``filters(model)`` / ``show_filters``: a convolution's kernels, one colour scale centred at 0;
+* ``feature_maps(model, data)`` / ``show_feature_maps``: all channels of a layer for an image;
+* ``Replay`` (a Trainer callback) and ``replay(r)`` / ``show_replay``: filters and maps per epoch;
+* ``mistakes(model, data)`` / ``show_confusion``, ``show_mistakes``: what it gets wrong;
+* ``cam(model, data)`` / ``show_cam``, ``gradcam``, ``saliency``: where it looks (Captum);
+* ``receptive_field(model, data)`` / ``show_receptive_field``, ``receptive_fields``: what a unit sees;
+* ``plot_history``: training curves, one run or several overlaid.
+"""
+
+from ..curves import plot_history
+from .attribution import cam, gradcam, saliency, show_cam
+from .capture import ActivationCache, capture, conv_layers, get_layer, layer_names
+from .filters import filters, show_filters
+from .maps import feature_maps, show_feature_maps
+from .mistakes import confusion_matrix, mistakes, predictions, show_confusion, show_mistakes
+from .receptive import receptive_field, receptive_fields, show_receptive_field
+from .replay import Replay, replay, show_replay
+
+__all__ = [
+    "ActivationCache", "Replay", "cam", "capture", "confusion_matrix", "conv_layers", "feature_maps",
+    "filters", "get_layer", "gradcam", "layer_names", "mistakes", "plot_history", "predictions",
+    "receptive_field", "receptive_fields", "replay", "saliency", "show_cam", "show_confusion",
+    "show_feature_maps", "show_filters", "show_mistakes", "show_receptive_field", "show_replay",
+]

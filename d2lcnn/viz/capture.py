@@ -1,0 +1,95 @@
+"""Activation capture: what every layer outputs for an image, recorded correctly and cheaply.
+
+Forward hooks record each module's output. They *clone* it, because an in-place ReLU right
+after a convolution would otherwise overwrite the convolution's output we stored. The hooks are
+removed and the model's train/eval mode restored however the forward pass ends. A cache keeps
+the activations of the images already seen, so that a slider moving between layers or channels
+redraws without running the model again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+
+import torch
+from torch import nn
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Every sub-module's name, in definition order (the root, named "", excluded)."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    """The sub-module called ``name``; a clear KeyError listing close names when there is none."""
+    modules = dict(model.named_modules())
+    if name in modules and name:
+        return modules[name]
+    close = difflib.get_close_matches(name, layer_names(model), n=5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise KeyError(f"the model has no layer {name!r}.{hint} Its layers: {', '.join(layer_names(model)[:40])}"
+                   + (" ..." if len(layer_names(model)) > 40 else ""))
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of the model's Conv2d layers, in definition order."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+@contextlib.contextmanager
+def hooked(model: nn.Module, names: list[str], store: dict):
+    """Record (a clone of) each named module's output in ``store`` during the ``with`` block.
+
+    The model runs in eval mode without gradients; hooks and mode are restored on exit, also
+    when the forward pass raises.
+    """
+    modules = dict(model.named_modules())
+
+    def recorder(name):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                store[name] = output.detach().float().cpu().clone()
+        return hook
+
+    handles = [modules[n].register_forward_hook(recorder(n)) for n in names]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            yield store
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
+def capture(model: nn.Module, images: torch.Tensor, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """The outputs of the named layers (default: all) for ``images``, as CPU tensors."""
+    names = layer_names(model) if names is None else names
+    for name in names:
+        get_layer(model, name)
+    store: dict[str, torch.Tensor] = {}
+    param = next(model.parameters())
+    with hooked(model, names, store):
+        model(images.to(param.device))
+    return store
+
+
+class ActivationCache:
+    """The activations of a fixed set of images, computed once per image on first use.
+
+    ``cache[i]`` is ``{layer name: (C, H, W) tensor}`` for image ``i``, keeping only the layers
+    with image-shaped outputs, the ones a feature-map picture can show.
+    """
+
+    def __init__(self, model: nn.Module, images: torch.Tensor):
+        self.model, self.images = model, images
+        self._cache: dict[int, dict[str, torch.Tensor]] = {}
+        self.names = [n for n, a in self[0].items()]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if index not in self._cache:
+            acts = capture(self.model, self.images[index:index + 1])
+            self._cache[index] = {n: a[0] for n, a in acts.items() if a.dim() == 4}
+        return self._cache[index]

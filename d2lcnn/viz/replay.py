@@ -1,0 +1,73 @@
+"""Training replay: small snapshots taken during training, stepped through with a Play widget.
+
+``Replay`` is a Trainer callback. After every epoch (and once before the first) it keeps the
+first convolution's filters, the feature maps of one fixed test image at that layer, and the
+test accuracy: a few kilobytes per epoch, enough to watch the filters form.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+from .capture import capture, conv_layers
+from .draw import mosaic, panel
+
+
+class Replay:
+    """Trainer callback keeping per-epoch snapshots of ``layer`` (default: the first conv).
+
+    >>> replay = Replay(data)                                         # doctest: +SKIP
+    >>> Trainer(net, callbacks=[replay]).fit(); viz.replay(replay)
+    """
+
+    def __init__(self, data, layer: str | None = None, image_index: int = 0, max_maps: int = 64):
+        self.image = data.to_float(data.test_images[image_index:image_index + 1])
+        self.layer, self.max_maps = layer, max_maps
+        self.snapshots: list[dict] = []
+
+    def snapshot(self, model: nn.Module, epoch: int, test_acc: float | None) -> None:
+        """Record the layer's filters and maps now."""
+        layer = self.layer = self.layer or conv_layers(model)[0]
+        weight = dict(model.named_modules())[layer].weight.detach().float().cpu()
+        maps = capture(model, self.image, [layer])[layer][0]
+        self.snapshots.append({"epoch": epoch, "test_acc": test_acc,
+                               "filters": weight[:self.max_maps, 0].clone(), "maps": maps[:self.max_maps]})
+
+    def on_fit_start(self, trainer) -> None:
+        if not self.snapshots:
+            self.snapshot(trainer.model, trainer.epoch, None)
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.snapshot(trainer.model, record["epoch"], record["test_acc"])
+
+
+def show_replay(replay: Replay, index: int = -1):
+    """One snapshot: the filters (shared colour scale centred at 0) and the feature maps."""
+    if not replay.snapshots:
+        raise ValueError("the replay holds no snapshot yet: pass it to a Trainer's callbacks and fit")
+    snap = replay.snapshots[index]
+    limit = max(s["filters"].abs().max().item() for s in replay.snapshots) or 1.0
+    fig, (ax_f, ax_m) = plt.subplots(1, 2, figsize=(9, 3.8))
+    ax_f.imshow(mosaic(snap["filters"], normalize=False), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax_f.set_title(f"{replay.layer} filters", fontsize=9)
+    ax_m.imshow(mosaic(snap["maps"]), cmap="viridis", interpolation="nearest")
+    ax_m.set_title(f"{replay.layer} maps of one test image", fontsize=9)
+    for ax in (ax_f, ax_m):
+        ax.axis("off")
+    acc = "before training" if snap["test_acc"] is None else f"test acc {snap['test_acc']:.3f}"
+    fig.suptitle(f"epoch {snap['epoch']}: {acc}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def replay(replay: Replay):
+    """Widget: a Play button and a slider stepping through the snapshots, epoch by epoch."""
+    import ipywidgets as widgets
+
+    last = max(0, len(replay.snapshots) - 1)
+    play = widgets.Play(value=0, min=0, max=last, interval=800, description="play")
+    step = widgets.IntSlider(0, 0, last, description="snapshot")
+    widgets.jslink((play, "value"), (step, "value"))
+    return panel("replay", {"play": play, "epoch": step}, lambda: show_replay(replay, step.value))
