@@ -10,7 +10,7 @@ What it does for you, and why:
   (compute capability 8.0 or newer), float16 with a gradient scaler otherwise (a T4);
   ``torch.compile`` on request. On the CPU, plain float32 is fastest for these small networks.
 * **Honest in a notebook.** A progress bar and a live plot of the curves; in a terminal, one
-  line per epoch. The stop button (or Ctrl-C) stops after the current step and keeps the model
+  line per epoch on stderr (stdout stays free for results). The stop button (or Ctrl-C) stops after the current step and keeps the model
   and the history; ``fit()`` then continues exactly where it stopped.
 * **Checkpoints** hold model, optimizer, history and recipe, are written atomically and loaded
   with ``weights_only=True``; one of another architecture is refused with a clear message.
@@ -503,8 +503,8 @@ class _Progress:
             self.out.add_class("d2lcnn-live-plot")
             display(self.out)
         elif note:
-            print(f"quick mode ({'D2LCNN_QUICK'}=1): at most {QUICK['epochs']} epoch, {QUICK['steps']} steps, "
-                  f"batch {QUICK['batch_size']}, {QUICK['eval_examples']} test images", flush=True)
+            print(f"quick mode (D2LCNN_QUICK=1): at most {QUICK['epochs']} epoch, {QUICK['steps']} steps, "
+                  f"batch {QUICK['batch_size']}, {QUICK['eval_examples']} test images", file=sys.stderr, flush=True)
 
     def step(self, epoch: int, fraction: float, loss_sum, correct, seen: int) -> None:
         if self.bar is not None:
@@ -528,11 +528,11 @@ class _Progress:
             return
         if record.get("interrupted"):
             print(f"epoch {record['epoch']} interrupted after {record['steps_done']} steps; "
-                  "fit() continues from there", flush=True)
+                  "fit() continues from there", file=sys.stderr, flush=True)
             return
         print(f"epoch {record['epoch']:>3}/{t._plan['end']}  train loss {record['train_loss']:.3f}  "
               f"train acc {record['train_acc']:.3f}  test acc {record['test_acc']:.3f}  "
-              f"{record['seconds']:.1f} s  {record['examples_per_s']:,.0f} examples/s", flush=True)
+              f"{record['seconds']:.1f} s  {record['examples_per_s']:,.0f} examples/s", file=sys.stderr, flush=True)
 
     def draw(self) -> None:
         """Redraw the live plot in its Output."""
