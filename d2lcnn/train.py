@@ -457,10 +457,10 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{path} is not a d2lcnn checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
         ours, theirs = self.model.state_dict(), state["model"]
-        problems = [f"missing {k}" for k in ours if k not in theirs]
+        problems = [f"{k}: {tuple(theirs[k].shape)} in the file, {tuple(ours[k].shape)} in the model"
+                    for k in ours if k in theirs and theirs[k].shape != ours[k].shape]
+        problems += [f"missing {k}" for k in ours if k not in theirs]
         problems += [f"unexpected {k}" for k in theirs if k not in ours]
-        problems += [f"{k}: {tuple(theirs[k].shape)} in the file, {tuple(ours[k].shape)} in the model"
-                     for k in ours if k in theirs and theirs[k].shape != ours[k].shape]
         if problems:
             shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
             raise CheckpointError(f"{path} holds a checkpoint of {state['arch']!r}, but this model is "

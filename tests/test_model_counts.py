@@ -20,6 +20,11 @@ PINNED = {
     ("vgg16", "paper"): 138_357_544,
     ("nin", "fashion"): 1_992_166,
     ("nin", "paper"): 7_439_608,
+    ("googlenet", "fashion"): 5_977_530,
+    ("googlenet", "paper"): 6_998_552,
+    ("resnet18", "fashion"): 11_178_378,
+    ("resnet18", "paper"): 11_689_512,
+    ("resnet34", "paper"): 21_797_672,
 }
 
 
@@ -33,7 +38,7 @@ def test_parameter_count(name, config):
     assert count(spec.build()) == PINNED[(name, config)] == spec.reference_params
 
 
-@pytest.mark.parametrize("name", ["alexnet", "vgg11", "vgg16"])
+@pytest.mark.parametrize("name", ["alexnet", "vgg11", "vgg16", "resnet18", "resnet34"])
 def test_paper_configs_match_torchvision(name):
     assert count(models.build(name, "paper")) == count(getattr(torchvision.models, name)())
 

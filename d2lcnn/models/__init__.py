@@ -96,3 +96,5 @@ from . import lenet  # noqa: E402,F401
 from . import alexnet  # noqa: E402,F401
 from . import vgg  # noqa: E402,F401
 from . import nin  # noqa: E402,F401
+from . import googlenet  # noqa: E402,F401
+from . import resnet  # noqa: E402,F401

@@ -75,7 +75,7 @@ def show_cam(model: nn.Module, image: torch.Tensor, target: int | None = None, l
     gray = image[0].float().cpu()
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
     truth = f"true {CLASSES[label]}, " if label is not None else ""
-    axes[0].imshow(gray, cmap="gray")
+    axes[0].imshow(gray.numpy(), cmap="gray")
     axes[0].set_title(f"{truth}predicted {CLASSES[predicted]} ({probs[predicted]:.2f})", fontsize=9)
     axes[0].axis("off")
     overlay(axes[1], gray, gradcam(model, image, target, layer),

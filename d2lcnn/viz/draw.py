@@ -10,8 +10,8 @@ from ..display import redraw
 
 
 def mosaic(maps: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize: bool = True,
-           fill: float = float("nan")) -> torch.Tensor:
-    """Tile (N, H, W) maps into one (rows*H, cols*W) image, with ``pad`` pixels between them.
+           fill: float = float("nan")):
+    """Tile (N, H, W) maps into one (rows*H, cols*W) array for imshow, ``pad`` pixels apart.
 
     Drawing one image is far faster than drawing N subplots. With ``normalize`` each map is
     scaled to 0..1 on its own, so that weak and strong channels are both visible; the gaps are
@@ -29,13 +29,13 @@ def mosaic(maps: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize
     cells[:n, :h, :w] = maps
     grid = cells.view(nrows, ncols, h + pad, w + pad).permute(0, 2, 1, 3)
     grid = grid.reshape(nrows * (h + pad), ncols * (w + pad))
-    return grid[:grid.shape[0] - pad, :grid.shape[1] - pad]
+    return grid[:grid.shape[0] - pad, :grid.shape[1] - pad].numpy()
 
 
 def overlay(ax, image: torch.Tensor, heat: torch.Tensor, title: str, cmap: str = "jet") -> None:
     """A grayscale image with a heat map blended over it (both the same size)."""
-    ax.imshow(image, cmap="gray")
-    ax.imshow(heat, cmap=cmap, alpha=0.45)
+    ax.imshow(image.numpy(), cmap="gray")
+    ax.imshow(heat.numpy(), cmap=cmap, alpha=0.45)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 

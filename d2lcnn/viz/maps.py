@@ -27,11 +27,11 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer: str, channel
     maps = activations[layer]
     channel = min(channel, maps.shape[0] - 1)
     fig, (ax_in, ax_all, ax_one) = plt.subplots(1, 3, figsize=(11, 3.8), width_ratios=(1, 2.2, 1))
-    ax_in.imshow(image[0].float().cpu(), cmap="gray")
+    ax_in.imshow(image[0].float().cpu().numpy(), cmap="gray")
     ax_in.set_title(title or "input", fontsize=9)
     ax_all.imshow(mosaic(maps), cmap="viridis", interpolation="nearest")
     ax_all.set_title(f"{layer}: {maps.shape[0]} channels of {maps.shape[1]}x{maps.shape[2]}", fontsize=9)
-    ax_one.imshow(maps[channel], cmap="viridis", interpolation="nearest")
+    ax_one.imshow(maps[channel].numpy(), cmap="viridis", interpolation="nearest")
     ax_one.set_title(f"channel {channel}", fontsize=9)
     for ax in (ax_in, ax_all, ax_one):
         ax.axis("off")

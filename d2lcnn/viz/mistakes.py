@@ -45,7 +45,7 @@ def show_confusion(result: dict, normalize: bool = False):
     counts = confusion_matrix(result["pred"], result["label"])
     values = counts / counts.sum(1, keepdim=True).clamp_min(1) if normalize else counts
     fig, ax = plt.subplots(figsize=(6.2, 5.4))
-    image = ax.imshow(values, cmap="Blues")
+    image = ax.imshow(values.numpy(), cmap="Blues")
     for i in range(len(CLASSES)):
         for j in range(len(CLASSES)):
             v = values[i, j].item()

@@ -117,7 +117,7 @@ def show_receptive_field(model: nn.Module, image: torch.Tensor, layer: str, unit
     top, left = max(cy - half, 0) - 0.5, max(cx - half, 0) - 0.5
     bottom, right = min(cy + half, side - 1) + 0.5, min(cx + half, side - 1) + 0.5
     fig, ax = plt.subplots(figsize=(4.2, 4.4))
-    ax.imshow(image[0].float().cpu(), cmap="gray")
+    ax.imshow(image[0].float().cpu().numpy(), cmap="gray")
     ax.add_patch(Rectangle((left, top), right - left, bottom - top, fill=False, color="red", linewidth=2))
     ax.plot([cx], [cy], "r+", markersize=10)
     ax.set_title(f"{layer} ({r['type']}), unit ({i}, {j}) of {r['size']}x{r['size']}\n"
