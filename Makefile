@@ -5,11 +5,14 @@ PY := .venv/bin/python
 
 lab:
 	bash tools/setup.sh
-	$(PY) -m jupyter lab chapters
+	$(PY) -m jupyter lab chapters $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# The package's tests, every notebook through nbval in quick mode, then the browser test.
+# The package's tests (the widgets also under Colab's ipywidgets 7.7.1), every notebook through
+# nbval in quick mode, then the browser test.
 test:
 	bash tools/setup.sh --test
 	$(PY) -m pytest tests -n 2
+	PYTHONPATH=build/ipywidgets7 $(PY) -c "import ipywidgets; assert ipywidgets.__version__ == '7.7.1'"
+	PYTHONPATH=build/ipywidgets7 MPLBACKEND=Agg $(PY) -m pytest tests/test_viz.py -p no:cacheprovider
 	D2LCNN_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env chapters -n 2 --dist loadfile
 	$(PY) -m pytest tests -m browser

@@ -325,8 +325,8 @@ class Trainer:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def fit(self, epochs: int | None = None) -> list[dict]:
-        """Train for ``epochs`` more epochs (default: the recipe's); returns the history.
+    def fit(self, epochs: int | None = None) -> None:
+        """Train for ``epochs`` more epochs (default: the recipe's); results go to ``history``.
 
         Called without ``epochs`` after an interruption, it finishes the interrupted plan: the
         same batches in the same order from the step where it stopped, on the same schedule.
@@ -362,7 +362,6 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
-        return self.history
 
     def _run_epoch(self, plan: dict, progress) -> dict:
         epoch = self.epoch

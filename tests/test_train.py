@@ -38,7 +38,8 @@ def test_book_recipe_is_the_books():
 
 def test_fit_records_history(small):
     t = make(small)
-    history = t.fit()
+    t.fit()
+    history = t.history
     assert [r["epoch"] for r in history] == [1, 2]
     for r in history:
         assert {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "examples_per_s", "lr"} <= r.keys()

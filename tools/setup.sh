@@ -41,4 +41,11 @@ pip install -q -e '.[dev]'
 #    (pandas, requests, scipy, matplotlib-inline) comes with our dev extra.
 pip install -q --no-deps d2l==1.0.3
 .venv/bin/python -c "import d2l.torch" || { echo "import d2l.torch failed" >&2; exit 1; }
+
+# 5. For the tests: Colab's ipywidgets 7.7.1 beside the venv's 8, so that the widgets' kernel side
+#    is also tested against the version Colab ships (used through PYTHONPATH, see the Makefile).
+if [ "$want_test" = 1 ]; then
+  pip install -q --no-deps --upgrade --target build/ipywidgets7 ipywidgets==7.7.1 \
+    widgetsnbextension==3.6.1 jupyterlab_widgets==1.1.1 ipython_genutils==0.2.0
+fi
 echo "== set-up done: $(.venv/bin/python -c 'import torch, d2lcnn; print("torch", torch.__version__, "d2lcnn", d2lcnn.__version__)')"
