@@ -247,9 +247,9 @@ class Batches:
     """
 
     def __init__(self, dataset: "FashionMNIST", images: torch.Tensor, labels: torch.Tensor,
-                 order: torch.Tensor, batch_size: int, train: bool, aug: dict | None, start: int = 0):
+                 order: torch.Tensor, batch_size: int, aug: dict | None = None, start: int = 0):
         self.dataset, self.images, self.labels = dataset, images, labels
-        self.order, self.batch_size, self.train, self.aug, self.start = order, batch_size, train, aug, start
+        self.order, self.batch_size, self.aug, self.start = order, batch_size, aug, start
 
     def __len__(self) -> int:
         return max(0, -(-len(self.order) // self.batch_size) - self.start)
@@ -363,14 +363,13 @@ class FashionMNIST:
         order = order.to(self.device)
         if aug is not None:
             aug = {k: v.to(self.device) for k, v in aug.items()}
-        return Batches(self, self.train_images, self.train_labels, order, batch_size, True, aug, start)
+        return Batches(self, self.train_images, self.train_labels, order, batch_size, aug, start)
 
     def test_batches(self, batch_size: int | None = None, limit: int | None = None) -> Batches:
         """The test set in its fixed order, without augmentation; ``limit`` caps the examples."""
         n = len(self.test_labels) if limit is None else min(limit, len(self.test_labels))
         order = torch.arange(n, device=self.device)
-        return Batches(self, self.test_images, self.test_labels, order, batch_size or self.batch_size,
-                       False, None)
+        return Batches(self, self.test_images, self.test_labels, order, batch_size or self.batch_size)
 
     def sample(self, n: int = 8, split: str = "test", per_class: bool = False):
         """The first ``n`` examples (or, with ``per_class``, the first of each class) as a batch.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import nn
 
 from .inspect import ShapeMismatchError, count_params, trace
@@ -60,12 +59,3 @@ def check_params(answer: int | None, module: nn.Module) -> bool:
     print(f"Not quite: you wrote {int(answer):,}, it has {truth:,}: {'; '.join(parts)}.{hint}")
     return False
 
-
-def check_equal(answer, truth, explanation: str) -> bool:
-    """A general check for a number the notebook computes itself (``explanation`` says how)."""
-    if answer is None:
-        print(NOT_YET)
-        return False
-    ok = torch.isclose(torch.tensor(float(answer)), torch.tensor(float(truth))).item()
-    print(f"Right: {truth}." if ok else f"Not quite: you wrote {answer}, the answer is {truth}: {explanation}")
-    return bool(ok)

@@ -9,6 +9,8 @@ those moments land in artifacts/browser/.
 
 Run it with ``pytest -m browser`` (``make test`` does, after nbval). Needs Debian's Chromium
 (``apt-get install chromium``): Playwright's own browser download does not work offline.
+``D2LCNN_BROWSER_FULL=1`` runs the notebooks at full settings instead of quick mode (minutes
+on a CPU), to look at real curves and widgets in the screenshots.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NOTEBOOKS = ["00_fashion_mnist_and_tools.ipynb", "01_lenet.ipynb"]
+FULL = os.environ.get("D2LCNN_BROWSER_FULL", "") == "1"
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +62,7 @@ def lab(tmp_path_factory):
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
-    env = {**os.environ, "D2LCNN_QUICK": "1", "JUPYTER_CONFIG_DIR": str(home / "config"),
+    env = {**os.environ, "D2LCNN_QUICK": "0" if FULL else "1", "JUPYTER_CONFIG_DIR": str(home / "config"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
     env.pop("MPLBACKEND", None)
@@ -163,7 +166,7 @@ def check_redraw(page, widget: str, change) -> None:
 def test_notebook_in_the_browser(lab, browser, name):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        run_all(page, lab["url"], name)
+        run_all(page, lab["url"], name, timeout_s=1800 if FULL else 300)
         stem = Path(name).stem
         assert not errors_shown(page), errors_shown(page)
 
