@@ -350,6 +350,10 @@ class Trainer:
             with self._stop_on_interrupt():
                 while self.epoch < plan["end"] and not self._stop:
                     self._run_epoch(plan, progress)
+        except KeyboardInterrupt:
+            # An interrupt the handler could not turn into a flag (outside the main thread, or a
+            # second Ctrl-C): stop here; the model, the history and the position are kept.
+            pass
         except OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()

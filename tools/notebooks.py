@@ -28,6 +28,7 @@ def refresh(path: Path, timeout: int = 600) -> None:
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     count = 0
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)   # run timestamps: noise in a review
         if cell.cell_type != "code":
             continue
         if CHECK in cell.source:
