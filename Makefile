@@ -15,4 +15,4 @@ test:
 	PYTHONPATH=build/ipywidgets7 $(PY) -c "import ipywidgets; assert ipywidgets.__version__ == '7.7.1'"
 	PYTHONPATH=build/ipywidgets7 MPLBACKEND=Agg $(PY) -m pytest tests/test_viz.py -p no:cacheprovider
 	D2LCNN_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-current-env chapters -n 2 --dist loadfile
-	$(PY) -m pytest tests -m browser
+	timeout 900 $(PY) -m pytest tests -m browser -o faulthandler_timeout=600

@@ -110,14 +110,23 @@ def browser():
         chromium.close()
 
 
+def wait_for_idle_kernel(url: str, name: str, timeout_s: int = 90) -> None:
+    """Wait until the server reports the notebook's kernel started and idle."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        sessions = json.load(urllib.request.urlopen(f"{url}/api/sessions", timeout=5))
+        if any(s["path"].endswith(name) and s["kernel"]["execution_state"] == "idle" for s in sessions):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the kernel of {name} did not start within {timeout_s} s")
+
+
 def run_all(page, url: str, name: str, timeout_s: int = 300) -> None:
     """Open a notebook, wait for its kernel, run all cells from the Run menu, wait until done."""
     # A workspace of its own, reset: no tab of an earlier notebook comes back with the page.
     page.goto(f"{url}/lab/workspaces/{Path(name).stem}/tree/{name}?reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-Notebook-ExecutionIndicator, .jp-KernelStatus')]"
-        ".some(e => /idle/i.test(e.getAttribute('data-status') || e.textContent))", timeout=90_000)
+    wait_for_idle_kernel(url, name)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
     # Every code cell ends with an execution count: no "[ ]" (never run) or "[*]" (running) left.
