@@ -186,7 +186,8 @@ def test_notebook_in_the_browser(lab, browser, name):
         live.wait_for(state="visible", timeout=30_000)
         shot(page, f"{stem}-training")
 
-        for widget in ("d2lcnn-filters", "d2lcnn-feature-maps"):
+        for widget in ("d2lcnn-filters", "d2lcnn-feature-maps", "d2lcnn-mistakes", "d2lcnn-cam",
+                       "d2lcnn-receptive-field"):
             page.locator(f".{widget}").first.scroll_into_view_if_needed()
             image_src(page, widget)
             shot(page, f"{stem}-{widget}")
