@@ -5,8 +5,13 @@ Modules, one concern each:
 * ``data``: Fashion-MNIST, found offline first, checked, and served from the training device;
 * ``models``: the architectures, built from named blocks, in a registry by name and configuration;
 * ``train``: the Trainer (fit, evaluate, history, checkpoints, mixed precision, quick mode);
+* ``curves``: training curves of one run or several;
 * ``inspect``: layer tables, model comparisons, and explanations of shape mismatches;
 * ``viz``: the pictures and widgets (filters, feature maps, mistakes, where a network looks);
+* ``exercises``: self-checks for the notebooks' exercises;
+* ``book``: the book's reported results, beside ours;
+* ``lesson``: showing the package's real source in a lesson;
+* ``display``: putting a figure into a widget's output, the same on ipywidgets 7 and 8;
 * ``runtime``: the device helper and quick mode;
 * ``commands``: ``python -m d2lcnn ...``.
 """
