@@ -510,8 +510,9 @@ class _Progress:
                   f"batch {QUICK['batch_size']}, {QUICK['eval_examples']} test images", file=sys.stderr, flush=True)
 
     def step(self, epoch: int, fraction: float, loss_sum, correct, seen: int) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
+        if self.bar is None:  # a terminal prints per epoch: nothing to read mid-epoch
+            return
+        self.bar.update(1)
         now = time.monotonic()
         if now - self.last < self.INTERVAL:
             return
@@ -519,10 +520,9 @@ class _Progress:
         point = {"epoch": epoch + fraction, "train_loss": loss_sum.item() / seen,
                  "train_acc": correct.item() / seen}
         self.live.append(point)
-        if self.bar is not None:
-            self.bar.set_postfix(epoch=epoch + 1, loss=f"{point['train_loss']:.3f}",
-                                 acc=f"{point['train_acc']:.3f}", refresh=False)
-            self.draw()
+        self.bar.set_postfix(epoch=epoch + 1, loss=f"{point['train_loss']:.3f}",
+                             acc=f"{point['train_acc']:.3f}", refresh=False)
+        self.draw()
 
     def epoch_end(self, record: dict) -> None:
         t = self.trainer
