@@ -4,6 +4,10 @@ Five convolutions and three fully connected layers, with the ideas that made it 
 instead of sigmoid, dropout in the classifier, overlapping 3x3 max pooling, an 11x11 first
 kernel with stride 4 to shrink a 224x224 image quickly. The original was split over two GPUs;
 ``alexnet_features(groups=2)`` writes that split as grouped convolutions.
+
+Every layer names its ``in_channels`` / ``in_features`` (the book's d2l-en 1.0 code uses lazy
+layers, which learn them at the first forward pass), so the parameter count is known before any
+input is seen.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ An Inception block looks at its input through four branches at once: a 1x1 convo
 and a 5x5 convolution (each after a 1x1 "bottleneck" that cuts the channels first), and a 3x3
 max pool followed by a 1x1 convolution. Their outputs are stacked along the channels. The 1x1
 bottlenecks are what keep the block cheap.
+
+Every layer names its ``in_channels`` / ``in_features`` (the book's d2l-en 1.0 code uses lazy
+layers, which learn them at the first forward pass), so the parameter count is known before any
+input is seen.
 """
 
 from __future__ import annotations
@@ -76,9 +80,13 @@ def googlenet_fashion() -> nn.Sequential:
 @register("googlenet", "paper", input_shape=(1, 3, 224, 224), reference_params=6_998_552)
 def googlenet_paper() -> nn.Sequential:
     """GoogLeNet as in the paper, without its two auxiliary classifiers: 5x5 branches, no
-    BatchNorm, dropout 0.4 before the classifier (local response normalisation left out).
+    BatchNorm, dropout 0.4 before the classifier. The paper's two local response normalisations
+    (after the stem's first convolution and before its second pool) are left out: they have no
+    parameters, so the count is the same, and later networks dropped them as unhelpful.
 
-    Our count is 6,998,552; torchvision's ``googlenet`` (no aux) has 6,624,904 because it adds
-    BatchNorm and, by a long-standing quirk, uses 3x3 convolutions in the "5x5" branches.
+    Our count is 6,998,552; torchvision's ``googlenet`` (no aux) has 6,624,904. Its "5x5"
+    branches use 3x3 convolutions (a long-standing quirk it keeps for its pretrained weights):
+    380,928 fewer weights. It also replaces each convolution's bias by BatchNorm (a scale and a
+    shift per channel): 7,280 more. 6,998,552 - 380,928 + 7,280 = 6,624,904.
     """
     return googlenet(3, 1000, dropout=0.4)

@@ -4,6 +4,10 @@ A NiN block is one ordinary convolution followed by two 1x1 convolutions, all wi
 1x1 convolutions are a small fully connected network applied at every pixel. The network ends
 without fully connected layers: its last block outputs one map per class, and global average
 pooling turns each map into that class's score.
+
+Every layer names its ``in_channels`` / ``in_features`` (the book's d2l-en 1.0 code uses lazy
+layers, which learn them at the first forward pass), so the parameter count is known before any
+input is seen.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A VGG block is a few 3x3 convolutions (padding 1, so the map keeps its size), ea
 ReLU, then a 2x2 max pool that halves the map. A network is a list of (number of convolutions,
 output channels) pairs, one per block, and three fully connected layers. VGG-11 and VGG-16 differ
 only in that list.
+
+Every layer names its ``in_channels`` (the book's d2l-en 1.0 code uses ``LazyConv2d`` and
+``LazyLinear``, which learn them at the first forward pass), so the parameter count is known
+before any input is seen.
 """
 
 from __future__ import annotations
@@ -53,9 +57,14 @@ def narrow(conv_arch, ratio: int):
 
 @register("vgg11", "fashion", input_shape=(1, 1, 224, 224), reference_params=43_093_322,
           book={"batch_size": 128, "lr": 0.05, "resize": 224, "epochs": 10})
-def vgg11(ratio: int = 4) -> nn.Sequential:
-    """The book's VGG-11 with channels divided by ``ratio`` (4), 1-channel 224x224, 10 classes."""
-    return vgg(narrow(VGG11, ratio))
+def vgg11(ratio: int = 4, conv_arch=VGG11) -> nn.Sequential:
+    """The book's VGG-11 with channels divided by ``ratio`` (4), 1-channel 224x224, 10 classes.
+
+    ``ratio=1`` is full-width VGG-11 on 224x224x1: 128,806,154 parameters, three times the
+    book's 43,093,322; 102,764,544 of them are the first fully connected layer's
+    (512 * 7 * 7 * 4096 + 4096). Any other ``conv_arch`` (e.g. ``VGG16``) narrows the same way.
+    """
+    return vgg(narrow(conv_arch, ratio))
 
 
 @register("vgg11", "paper", input_shape=(1, 3, 224, 224), reference_params=132_863_336)

@@ -1,0 +1,157 @@
+"""Every registered model: its parameter count pinned to the book's, the paper's or
+torchvision's number, a forward pass at its input size giving one score per class, and the
+paper configurations computing exactly what torchvision's networks compute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from d2lcnn import models
+from d2lcnn.models.alexnet import alexnet_features
+from d2lcnn.models.resnet import Bottleneck, Residual
+from d2lcnn.models.vgg import VGG16, vgg_block
+
+PINNED = {
+    ("lenet", "fashion"): 61_706,
+    ("lenet", "paper"): 61_706,
+    ("alexnet", "fashion"): 46_764_746,
+    ("alexnet", "paper"): 61_100_840,
+    ("alexnet_towers", "paper"): 60_965_224,
+    ("vgg11", "fashion"): 43_093_322,
+    ("vgg11", "paper"): 132_863_336,
+    ("vgg16", "paper"): 138_357_544,
+    ("nin", "fashion"): 1_992_166,
+    ("nin", "paper"): 7_439_608,
+    ("googlenet", "fashion"): 5_977_530,
+    ("googlenet", "paper"): 6_998_552,
+    ("resnet18", "fashion"): 11_178_378,
+    ("resnet18", "paper"): 11_689_512,
+    ("resnet34", "paper"): 21_797_672,
+    ("resnet50", "paper"): 25_557_032,
+}
+
+TORCHVISION = ["alexnet", "vgg11", "vgg16", "resnet18", "resnet34", "resnet50"]
+
+
+def count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def on_meta(build, *args, **kwargs) -> nn.Module:
+    """Build without allocating or initialising anything: counts and shapes only."""
+    with torch.device("meta"):
+        return build(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name, config", sorted(PINNED))
+def test_parameter_count(name, config):
+    spec = models.spec(name, config)
+    assert count(on_meta(spec.build)) == PINNED[(name, config)] == spec.reference_params
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_paper_configs_match_torchvision(name):
+    assert count(on_meta(models.build, name, "paper")) == count(on_meta(getattr(torchvision.models, name)))
+
+
+def random_weights(net: nn.Module) -> nn.Module:
+    """Materialise a meta-device network with random weights that keep activations near unit
+    scale (weights ~ N(0, 1/fan_in), BatchNorm scales near 1, positive variances)."""
+    net = net.to_empty(device="cpu").eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for key, value in net.state_dict().items():
+            if not value.is_floating_point():
+                continue
+            noise = torch.randn(value.shape, generator=gen)
+            if value.dim() > 1:
+                value.copy_(noise * (2 * value[0].numel()) ** -0.5 * 2)
+            elif key.endswith("running_var"):
+                value.copy_(noise.abs() * 0.5 + 0.5)
+            elif key.endswith("weight"):
+                value.copy_(1 + 0.1 * noise)
+            else:
+                value.copy_(0.02 * noise)
+    return net
+
+
+@pytest.mark.parametrize("name", ["alexnet", "vgg11", "resnet18", "resnet50"])
+def test_paper_configs_compute_what_torchvision_computes(name):
+    """Same layers in the same order: torchvision's weights, loaded in order, give its outputs."""
+    ours = on_meta(models.build, name, "paper").to_empty(device="cpu").eval()
+    theirs = random_weights(on_meta(getattr(torchvision.models, name)))
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
+    ours.load_state_dict(dict(zip(a, b.values())))
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = theirs(x)
+        assert expected.std() > 0.1   # the comparison means something: not just the biases
+        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_googlenet_paper_differs_from_torchvision_as_documented():
+    theirs = on_meta(torchvision.models.googlenet, aux_logits=False, init_weights=False)
+    assert count(theirs) == 6_624_904
+    assert "6,624,904" in models.spec("googlenet", "paper").builder.__doc__
+
+
+def test_vgg_width_and_arch_are_arguments():
+    assert count(on_meta(models.build, "vgg11", ratio=1)) == 128_806_154
+    assert count(on_meta(models.build, "vgg11", ratio=4)) == 43_093_322
+    narrow16 = on_meta(models.build, "vgg11", conv_arch=VGG16)
+    assert sum(isinstance(m, nn.Conv2d) for m in narrow16.modules()) == 13
+    assert count(vgg_block(2, 16, 32)) == (16 * 9 * 32 + 32) + (32 * 9 * 32 + 32)
+
+
+def test_alexnet_towers_are_grouped_convolutions():
+    towers = on_meta(models.build, "alexnet_towers", "paper")
+    groups = [m.groups for m in towers.modules() if isinstance(m, nn.Conv2d)]
+    assert groups == [1, 2, 1, 2, 2]
+    one, two = alexnet_features(3, groups=(1, 1, 1, 1, 1)), alexnet_features(3, groups=(1, 2, 1, 2, 2))
+    assert count(one) - count(two) == (96 * 256 * 25 + 384 * 384 * 9 + 384 * 256 * 9) // 2
+
+
+def test_residual_blocks_shapes():
+    x = torch.zeros(2, 64, 16, 16)
+    assert Residual(64, 64)(x).shape == (2, 64, 16, 16)
+    assert Residual(64, 128, use_1x1conv=True, stride=2)(x).shape == (2, 128, 8, 8)
+    assert Bottleneck(64, 64, use_1x1conv=True)(x).shape == (2, 256, 16, 16)
+    assert Bottleneck(64, 32, use_1x1conv=True, stride=2)(x).shape == (2, 128, 8, 8)
+    with pytest.raises(RuntimeError):   # a shape change without a projection cannot be added
+        Residual(64, 128)(x)
+
+
+@pytest.mark.parametrize("spec", models.specs("fashion"), ids=lambda s: s.name)
+def test_fashion_forward_gives_ten_scores(spec):
+    with torch.no_grad():
+        assert spec.build().eval()(torch.zeros(2, *spec.input_shape[1:])).shape == (2, 10)
+
+
+@pytest.mark.parametrize("spec", models.specs("paper"), ids=lambda s: f"{s.name}-paper")
+def test_paper_forward_gives_class_scores(spec):
+    """On the meta device: shapes are checked without computing anything (224x224 on a CPU)."""
+    with torch.device("meta"):
+        out = spec.build().eval()(torch.zeros(spec.input_shape))
+    assert out.shape == (1, 10 if spec.name == "lenet" else 1000)
+
+
+def test_one_paper_forward_for_real():
+    with torch.no_grad():
+        out = models.build("resnet18", "paper").eval()(torch.randn(1, 3, 224, 224))
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()
+
+
+def test_every_registered_spec_is_pinned_and_builds():
+    assert {(s.name, s.config) for s in models.specs()} == set(PINNED)
+    for spec in models.specs():
+        assert on_meta(spec.build).d2lcnn_name == f"{spec.name}/{spec.config}"
+        assert spec.config == "paper" or spec.book["resize"] == spec.input_shape[-1]
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(KeyError, match="known: .*alexnet.*lenet"):
+        models.build("lenett")
