@@ -377,26 +377,32 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen, start, lr = 0, time.perf_counter(), None
-        for X, y in batches:
-            if step_in_epoch >= plan["steps"]:
-                break
-            lr = self.lr_at(plan["step"], total_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            loss, right = self.train_step(X, y)
-            loss_sum += loss * len(y)
-            correct += right
-            seen += len(y)
-            plan["step"] += 1
-            step_in_epoch += 1
-            if progress is not None:
-                progress.step(epoch, step_in_epoch / plan["steps"], loss_sum, correct, seen)
-            if self._stop:
-                break
+        try:
+            for X, y in batches:
+                if step_in_epoch >= plan["steps"]:
+                    break
+                lr = self.lr_at(plan["step"], total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss, right = self.train_step(X, y)
+                loss_sum += loss * len(y)
+                correct += right
+                seen += len(y)
+                plan["step"] += 1
+                step_in_epoch += 1
+                if progress is not None:
+                    progress.step(epoch, step_in_epoch / plan["steps"], loss_sum, correct, seen)
+                if self._stop:
+                    break
+        except KeyboardInterrupt:
+            # A raw KeyboardInterrupt (no handler of ours: outside the main thread, or a second
+            # Ctrl-C): stop now and still record the partial epoch. A step cut short is not
+            # counted, so fit() redoes it (its update may have been applied already).
+            self._stop = True
         train_seconds = time.perf_counter() - start
         record = {"epoch": epoch + 1,
-                  "train_loss": loss_sum.item() / max(1, seen),
-                  "train_acc": correct.item() / max(1, seen),
+                  "train_loss": loss_sum.item() / seen if seen else None,
+                  "train_acc": correct.item() / seen if seen else None,
                   "lr": lr,
                   "examples_per_s": seen * self.world_size / max(train_seconds, 1e-9),
                   "device": str(self.device), "quick": self.quick}
@@ -433,7 +439,8 @@ class Trainer:
         state = {"format": CHECKPOINT_FORMAT, "arch": self.name,
                  "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                  "optimizer": self.optimizer.state_dict(), "history": self.history,
-                 "recipe": dataclasses.asdict(self.recipe), "epoch": self.epoch}
+                 "recipe": dataclasses.asdict(self.recipe), "epoch": self.epoch,
+                 "plan": dict(self._plan) if self._plan else None}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -449,7 +456,11 @@ class Trainer:
         return path
 
     def load(self, path: str | os.PathLike) -> "Trainer":
-        """Restore model, optimizer, history and recipe from a checkpoint written by :meth:`save`."""
+        """Restore model, optimizer, history and recipe from a checkpoint written by :meth:`save`.
+
+        A checkpoint saved after an interruption remembers where the fit stopped: ``fit()``
+        after ``load`` finishes it, on the same batches and schedule.
+        """
         path = Path(path)
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
@@ -475,7 +486,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = list(state["history"])
         self.epoch = int(state["epoch"])
-        self._plan = None
+        # An interrupted fit saved mid-epoch goes on from the same step after loading.
+        plan = state.get("plan")
+        self._plan = dict(plan) if plan and not plan["done"] else None
         return self
 
 
@@ -533,8 +546,11 @@ class _Progress:
             print(f"epoch {record['epoch']} interrupted after {record['steps_done']} steps; "
                   "fit() continues from there", file=sys.stderr, flush=True)
             return
-        print(f"epoch {record['epoch']:>3}/{t._plan['end']}  train loss {record['train_loss']:.3f}  "
-              f"train acc {record['train_acc']:.3f}  test acc {record['test_acc']:.3f}  "
+        def f(key):
+            return "-" if record[key] is None else f"{record[key]:.3f}"
+
+        print(f"epoch {record['epoch']:>3}/{t._plan['end']}  train loss {f('train_loss')}  "
+              f"train acc {f('train_acc')}  test acc {f('test_acc')}  "
               f"{record['seconds']:.1f} s  {record['examples_per_s']:,.0f} examples/s", file=sys.stderr, flush=True)
 
     def draw(self) -> None:

@@ -163,3 +163,74 @@ def test_xavier_and_kaiming_init_change_the_weights():
 
 def test_amp_dtype_off_cuda_is_none():
     assert train.amp_dtype(torch.device("cpu")) is None
+
+
+def test_stop_from_code_without_a_signal(small):
+    """``trainer.stop()`` (what a callback or a widget would call) stops after the current step."""
+    t = make(small)
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            t.stop()
+
+    handle = t.model.register_forward_hook(hook)
+    t.fit()
+    handle.remove()
+    assert t.history[-1]["interrupted"] and t.history[-1]["steps_done"] == 3 and t.epoch == 0
+
+
+def test_raw_keyboard_interrupt_still_records_the_partial_epoch(small):
+    """A KeyboardInterrupt our handler did not turn into a flag stops at once, history kept."""
+    t = make(small)
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise KeyboardInterrupt
+
+    handle = t.model.register_forward_hook(hook)
+    t.fit()
+    handle.remove()
+    record = t.history[-1]
+    assert record["interrupted"] and record["steps_done"] == 4 and record["test_acc"] is None
+    t.fit()
+    assert [r["epoch"] for r in t.history if not r["interrupted"]] == [1, 2]
+
+
+def test_checkpoint_saved_mid_epoch_resumes_where_it_stopped(tmp_path, small):
+    uninterrupted = make(small)
+    uninterrupted.fit()
+
+    t = make(small)
+    handle = interrupt_after(t, 16)  # epoch 2, step 4 of 12
+    t.fit()
+    handle.remove()
+    path = t.save(tmp_path / "mid.pt")
+    fresh = make(small)
+    fresh.load(path)
+    fresh.fit()
+    assert fresh.epoch == 2 and [r["epoch"] for r in fresh.history if not r["interrupted"]] == [1, 2]
+    assert torch.allclose(weights(fresh), weights(uninterrupted), atol=1e-5)
+
+
+def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeypatch, capsys):
+    """In a kernel: a progress bar and an Output with the live plot; nothing on stdout, no figure left open."""
+    import ipywidgets
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(train, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    monkeypatch.setattr(train._Progress, "INTERVAL", 0.0)  # redraw at every step here
+    plt.close("all")
+    make(small).fit(1)
+    assert capsys.readouterr().out == ""
+    outputs = [o for o in shown if isinstance(o, ipywidgets.Output)]
+    assert len(outputs) == 1 and "d2lcnn-live-plot" in outputs[0]._dom_classes
+    assert "image/png" in outputs[0].outputs[-1]["data"]
+    assert plt.get_fignums() == []

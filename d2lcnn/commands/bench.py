@@ -10,7 +10,9 @@ other in this process:
 
 Examples per second are wall time over whole epochs (training and the test-set evaluation) for
 both. The book's ``Animator`` (a live plot) is replaced by a no-op, in the book's favour; the
-book's own printed figure, which times only its compute, is reported too.
+book's own printed figure, which times only its compute, is reported too. Quick mode
+(``D2LCNN_QUICK``) is ignored so that both sides do the same work; ``--subset N`` shrinks both
+to the first N training and test images of each class.
 """
 
 from __future__ import annotations
@@ -21,15 +23,14 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from .. import models
-from ..data import torchvision_root
-from ..runtime import default_device
+from ..data import FashionMNIST, balanced_indices, torchvision_root
+from ..runtime import QUICK_ENV, default_device
 from ..train import Recipe, Trainer
 from . import emit
-
-TRAIN_EXAMPLES = 60_000
 
 
 def add_parser(sub) -> None:
@@ -37,6 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("model", help="a registered name with a book recipe (lenet, alexnet, vgg11, nin, ...)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best there is)")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--subset", type=int, metavar="N",
+                   help="only the first N training and N test images of each class, on both sides (quick checks)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -67,18 +70,40 @@ def _book_data_dir():
             os.chdir(old)
 
 
-def book_loop(name: str, epochs: int, device) -> dict:
+def _subset_loaders(d2l, train_iter, test_iter, batch_size: int, per_class: int):
+    """The book's loaders (same workers, shuffling) over the images our ``subset=`` keeps."""
+    import torch
+    from torch.utils import data
+
+    def loader(dataset, shuffle):
+        keep = balanced_indices(torch.as_tensor(dataset.targets), per_class).tolist()
+        return data.DataLoader(data.Subset(dataset, keep), batch_size, shuffle=shuffle,
+                               num_workers=d2l.get_dataloader_workers())
+
+    return loader(train_iter.dataset, True), loader(test_iter.dataset, False)
+
+
+def book_loop(name: str, epochs: int, device, subset: int | None = None) -> dict:
     """Seconds and examples/s of d2l's own data pipeline and ``train_ch6`` for one model."""
     import d2l.torch as d2l
 
     recipe = Recipe.book(name)
+    if subset is not None and subset * 10 < 5 * recipe.batch_size:
+        # train_ch6 updates its plot every num_batches // 5 batches: it needs at least five.
+        raise ValueError(f"--subset {subset} is too small for the book's loop: it needs five batches of "
+                         f"{recipe.batch_size}, i.e. --subset {-(-recipe.batch_size // 2)} or more")
     net = models.build(name)
     printed = io.StringIO()
     saved_animator, d2l.Animator = d2l.Animator, _NoAnimator
     try:
-        with _book_data_dir(), contextlib.redirect_stdout(printed):
+        with _book_data_dir(), contextlib.redirect_stdout(printed), warnings.catch_warnings():
+            # The book's 4 loader workers on a 2-core machine: torch warns; it is the book's choice.
+            warnings.filterwarnings("ignore", message="This DataLoader will create")
             start = time.perf_counter()
             train_iter, test_iter = d2l.load_data_fashion_mnist(recipe.batch_size, resize=recipe.resize)
+            if subset is not None:
+                train_iter, test_iter = _subset_loaders(d2l, train_iter, test_iter, recipe.batch_size, subset)
+            examples = len(train_iter.dataset)
             d2l.train_ch6(net, train_iter, test_iter, epochs, recipe.lr, device)
             seconds = time.perf_counter() - start
     finally:
@@ -86,28 +111,47 @@ def book_loop(name: str, epochs: int, device) -> dict:
     text = printed.getvalue()
     compute = re.search(r"([\d.]+) examples/sec", text)
     acc = re.search(r"test acc ([\d.]+)", text)
-    return {"seconds": seconds, "per_s": epochs * TRAIN_EXAMPLES / seconds,
+    return {"seconds": seconds, "per_s": epochs * examples / seconds,
             "compute_only_per_s": float(compute.group(1)) if compute else None,
             "test_acc": float(acc.group(1)) if acc else None}
 
 
-def our_loop(name: str, epochs: int, device) -> dict:
-    """Seconds and examples/s of our Trainer with the book's recipe."""
+@contextlib.contextmanager
+def _no_quick_mode():
+    """Quick mode would shrink only our side: both sides do the whole work here."""
+    saved = os.environ.get(QUICK_ENV)
+    os.environ[QUICK_ENV] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[QUICK_ENV]
+        else:
+            os.environ[QUICK_ENV] = saved
+
+
+def our_loop(name: str, epochs: int, device, subset: int | None = None) -> dict:
+    """Seconds and examples/s of our Trainer with the book's recipe (data loading included)."""
+    recipe = Recipe.book(name, epochs=epochs)
     start = time.perf_counter()
-    trainer = Trainer(models.build(name), recipe=Recipe.book(name, epochs=epochs), device=device)
+    with _no_quick_mode():
+        data = FashionMNIST(batch_size=recipe.batch_size, resize=recipe.resize, device=device,
+                            subset=subset, test_subset=subset)
+        trainer = Trainer(models.build(name), data=data, recipe=recipe, device=device)
     with contextlib.redirect_stderr(io.StringIO()):
         trainer.fit()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "per_s": epochs * TRAIN_EXAMPLES / seconds,
+    examples = len(data.train_labels)
+    return {"seconds": seconds, "per_s": epochs * examples / seconds,
             "train_only_per_s": trainer.history[-1]["examples_per_s"],
             "test_acc": trainer.history[-1]["test_acc"]}
 
 
 def run(args) -> int:
     device = default_device(args.device)
-    book = book_loop(args.model, args.epochs, device)
-    ours = our_loop(args.model, args.epochs, device)
-    result = {"model": args.model, "device": str(device), "epochs": args.epochs,
+    book = book_loop(args.model, args.epochs, device, args.subset)
+    ours = our_loop(args.model, args.epochs, device, args.subset)
+    result = {"model": args.model, "device": str(device), "epochs": args.epochs, "subset": args.subset,
               "ours_per_s": round(ours["per_s"], 1), "book_per_s": round(book["per_s"], 1),
               "ratio": round(ours["per_s"] / book["per_s"], 2),
               "ours_seconds_per_epoch": round(ours["seconds"] / args.epochs, 2),
