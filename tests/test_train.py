@@ -234,3 +234,26 @@ def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeyp
     assert len(outputs) == 1 and "d2lcnn-live-plot" in outputs[0]._dom_classes
     assert "image/png" in outputs[0].outputs[-1]["data"]
     assert plt.get_fignums() == []
+
+
+def test_plot_history_two_panels_one_axes_and_given_axes():
+    import matplotlib.pyplot as plt
+
+    from d2lcnn.curves import plot_history
+
+    h = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.5 + e / 10, "test_acc": 0.4 + e / 10,
+          "interrupted": False} for e in (1, 2, 3)] + [{"epoch": 4, "train_loss": 0.1, "interrupted": True}]
+    fig = plot_history(h)
+    loss, acc = fig.axes
+    assert [line.get_label() for line in loss.lines] == ["train loss"]
+    assert list(loss.lines[0].get_xdata()) == [1, 2, 3]  # the interrupted epoch is left out
+    assert [line.get_label() for line in acc.lines] == ["train acc", "test acc"]
+    plt.close(fig)
+
+    fig, ax = plt.subplots()
+    assert plot_history({"x": h, "y": h}, ax=ax) is fig and len(ax.lines) == 6
+    plt.close(fig)
+    fig, axes = plt.subplots(2, 1)
+    plot_history(h, axes=axes)
+    assert len(axes[0].lines) == 1 and len(axes[1].lines) == 2
+    plt.close(fig)
