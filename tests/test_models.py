@@ -155,3 +155,22 @@ def test_every_registered_spec_is_pinned_and_builds():
 def test_unknown_model_lists_known_names():
     with pytest.raises(KeyError, match="known: .*alexnet.*lenet"):
         models.build("lenett")
+
+
+def test_models_command(capsys):
+    """``python -m d2lcnn models``, in process: JSON keys, counts, FLOPs, and the text table."""
+    import json
+
+    from d2lcnn.commands import main
+
+    assert main(["models", "--config", "paper", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["name"], r["config"]) for r in rows} == {k for k in PINNED if k[1] == "paper"}
+    assert all({"name", "config", "params", "flops", "input_shape"} <= r.keys() for r in rows)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["resnet50"]["params"] == 25_557_032 and by_name["resnet50"]["input_shape"] == [1, 3, 224, 224]
+    assert by_name["vgg16"]["flops"] == 30_940_528_640     # 15.5 billion multiply-adds
+    assert main(["models", "--config", "fashion"]) == 0
+    text = capsys.readouterr().out
+    assert "googlenet       fashion       5,977,530    552.1M  (1, 1, 96, 96)" in text
+    assert text.rstrip().endswith("a multiply-add counts as two")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .. import models
-from ..inspect import layer_table
+from ..inspect import _human, layer_table
 from . import emit
 
 
@@ -35,9 +35,9 @@ def run(args) -> int:
     if args.json:
         emit(rows, True)
         return 0
-    lines = [f"{'name':<16}{'config':<9}{'params':>14}{'GFLOPs':>9}  input"]
+    lines = [f"{'name':<16}{'config':<9}{'params':>14}{'FLOPs':>10}  input"]
     for r in rows:
-        lines.append(f"{r['name']:<16}{r['config']:<9}{r['params']:>14,}{r['flops'] / 1e9:>9.2f}  "
+        lines.append(f"{r['name']:<16}{r['config']:<9}{r['params']:>14,}{_human(r['flops']):>10}  "
                      f"{tuple(r['input_shape'])}")
     lines.append("FLOPs for one image; a multiply-add counts as two")
     emit(rows, False, "\n".join(lines))
