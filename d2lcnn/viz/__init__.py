@@ -10,21 +10,35 @@ redraws it in an ``ipywidgets.Output`` (core ipywidgets only: 7.7 as on Colab, a
 * ``mistakes(model, data)`` / ``show_confusion``, ``show_mistakes``: what it gets wrong;
 * ``cam(model, data)`` / ``show_cam``, ``gradcam``, ``saliency``: where it looks (Captum);
 * ``receptive_field(model, data)`` / ``show_receptive_field``, ``receptive_fields``: what a unit sees;
-* ``plot_history``: training curves, one run or several overlaid.
+* ``plot_history``: training curves, one run or several overlaid (from :mod:`d2lcnn.curves`);
+* ``bench_redraw()`` / ``python -m d2lcnn.viz.bench``: the feature-map widget's redraw time.
+
+Every widget returns its box (CSS class ``d2lcnn-<name>``) with its controls as attributes
+(``box.layer``, ``box.image``, ...) and its ``box.output``: set a control's ``value`` from code
+and the Output redraws, once per change.
 """
 
 from ..curves import plot_history
-from .attribution import cam, gradcam, saliency, show_cam
-from .capture import ActivationCache, capture, conv_layers, get_layer, layer_names
+from .attribution import cam, cam_layers, default_cam_layer, gradcam, saliency, show_cam
+from .capture import ActivationCache, capture, conv_layers, evaluating, get_layer, layer_names
 from .filters import filters, show_filters
-from .maps import feature_maps, show_feature_maps
+from .maps import FeatureMapFigure, feature_maps, show_feature_maps
 from .mistakes import confusion_matrix, mistakes, predictions, show_confusion, show_mistakes
 from .receptive import receptive_field, receptive_fields, show_receptive_field
 from .replay import Replay, replay, show_replay
 
 __all__ = [
-    "ActivationCache", "Replay", "cam", "capture", "confusion_matrix", "conv_layers", "feature_maps",
+    "ActivationCache", "FeatureMapFigure", "Replay", "bench_redraw", "cam", "cam_layers", "capture",
+    "confusion_matrix", "conv_layers", "default_cam_layer", "evaluating", "feature_maps",
     "filters", "get_layer", "gradcam", "layer_names", "mistakes", "plot_history", "predictions",
     "receptive_field", "receptive_fields", "replay", "saliency", "show_cam", "show_confusion",
     "show_feature_maps", "show_filters", "show_mistakes", "show_receptive_field", "show_replay",
 ]
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that ``python -m d2lcnn.viz.bench`` runs a module not yet loaded.
+    if name == "bench_redraw":
+        from .bench import bench_redraw
+        return bench_redraw
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

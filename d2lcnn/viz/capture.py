@@ -32,47 +32,88 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
                    + (" ..." if len(layer_names(model)) > 40 else ""))
 
 
+def check_layer(model: nn.Module, layer: str, offered: list[str], what: str) -> str:
+    """``layer`` if it is among ``offered``; otherwise a clear error: no such layer (KeyError, with
+    close names) or a layer of the wrong kind (ValueError, listing ``what`` the model has)."""
+    if layer in offered:
+        return layer
+    get_layer(model, layer)
+    raise ValueError(f"layer {layer!r} ({type(get_layer(model, layer)).__name__}) is not {what}; "
+                     f"the model's: {', '.join(offered)}")
+
+
 def conv_layers(model: nn.Module) -> list[str]:
     """Names of the model's Conv2d layers, in definition order."""
     return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
 @contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Eval mode (dropout off, BatchNorm's running statistics) for the ``with`` block.
+
+    Every sub-module's own flag is put back afterwards, also when the block raises, so a model
+    with some layers deliberately frozen in eval mode keeps them so.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where the model's parameters (or buffers) live; the CPU for a model with neither."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
 def hooked(model: nn.Module, names: list[str], store: dict):
     """Record (a clone of) each named module's output in ``store`` during the ``with`` block.
 
-    The model runs in eval mode without gradients; hooks and mode are restored on exit, also
+    The model runs in eval mode without gradients; hooks and modes are restored on exit, also
     when the forward pass raises.
     """
     modules = dict(model.named_modules())
+    copies: dict[int, tuple] = {}    # id -> (tensor, version, copy): a block's output is often its
+                                     # last layer's, unchanged since: one copy serves both
 
     def recorder(name):
         def hook(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                store[name] = output.detach().float().cpu().clone()
+            if not isinstance(output, torch.Tensor):
+                return
+            seen = copies.get(id(output))
+            if seen is None or seen[0] is not output or seen[1] != output._version:
+                # a copy: an in-place op later in the pass (ReLU(inplace=True)) would overwrite it
+                seen = (output, output._version, output.detach().to("cpu", torch.float32, copy=True))
+                copies[id(output)] = seen
+            store[name] = seen[2]
         return hook
 
-    handles = [modules[n].register_forward_hook(recorder(n)) for n in names]
-    was_training = model.training
+    handles = []
     try:
-        model.eval()
-        with torch.no_grad():
+        handles = [modules[n].register_forward_hook(recorder(n)) for n in names]
+        with evaluating(model), torch.no_grad():
             yield store
     finally:
+        copies.clear()
         for h in handles:
             h.remove()
-        model.train(was_training)
 
 
 def capture(model: nn.Module, images: torch.Tensor, names: list[str] | None = None) -> dict[str, torch.Tensor]:
     """The outputs of the named layers (default: all) for ``images``, as CPU tensors."""
+    modules = dict(model.named_modules())
     names = layer_names(model) if names is None else names
     for name in names:
-        get_layer(model, name)
+        if name not in modules or not name:
+            get_layer(model, name)           # the error, with close names
     store: dict[str, torch.Tensor] = {}
-    param = next(model.parameters())
     with hooked(model, names, store):
-        model(images.to(param.device))
+        model(images.to(device_of(model)))
     return store
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 
 import torch
@@ -40,12 +42,33 @@ def overlay(ax, image: torch.Tensor, heat: torch.Tensor, title: str, cmap: str =
     ax.axis("off")
 
 
-def panel(name: str, controls: dict, draw) -> "widgets.VBox":
+def png_output(fig, dpi: int = 90) -> dict:
+    """Like :func:`d2lcnn.display.figure_output`, for a figure laid out already: no tight
+    bounding box, which would draw the figure twice, and a light compression (a quarter of
+    the time of the default, for a slightly larger file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+                     "text/plain": f"<Figure {fig.get_figwidth():g}x{fig.get_figheight():g} in>"}}
+
+
+def panel(name: str, controls: dict, draw, linked: dict | None = None, quiet: tuple = (),
+          fixed: bool = False) -> "widgets.VBox":
     """A widget: a row of controls over an Output redrawn by ``draw()`` whenever one changes.
 
     The box gets the CSS class ``d2lcnn-<name>`` (the browser test finds widgets by it) and
     keeps its controls as attributes (``box.layer``, ``box.image``, ...) and its ``output``,
     so code and tests can set ``box.layer.value = ...`` and see the picture redrawn.
+
+    ``linked`` maps a control's key to a function of the change, run first when that control
+    changes, to adjust the others (a new layer sets the channel slider's range); what it changes
+    does not redraw on its own, so one move is one redraw. Controls named in ``quiet`` do not
+    redraw at all (a Play button linked to a slider in the browser: the slider redraws).
+    ``fixed``: ``draw()`` returns the same, laid-out figure every time (not pyplot's): it is
+    rendered as it is and kept. ``box.redraws`` counts the redraws. When a redraw after a change fails, the Output shows
+    the error's message (a callback's exception would otherwise only reach the browser's log)
+    and ``box.error`` keeps it; on the first draw it is raised, in the cell that built the widget.
     """
     import ipywidgets as widgets
 
@@ -54,14 +77,39 @@ def panel(name: str, controls: dict, draw) -> "widgets.VBox":
     box.add_class(f"d2lcnn-{name}")
     box.output = output
     box.controls = controls
+    box.redraws = 0
     for key, control in controls.items():
         setattr(box, key, control)
+    linked = linked or {}
+    busy = []
 
     def update(change=None):
-        redraw(output, draw)
+        if busy:            # a linked adjustment: the redraw that follows it shows it
+            return
+        busy.append(True)
+        try:
+            for key, adjust in linked.items():
+                if change is not None and change["owner"] is controls[key]:
+                    adjust(change)
+        finally:
+            busy.clear()
+        try:
+            if fixed:
+                output.outputs = (png_output(draw()),)
+            else:
+                redraw(output, draw)
+            box.error = None
+        except Exception as error:
+            if change is None:
+                raise
+            box.error = error
+            output.outputs = ({"output_type": "stream", "name": "stderr",
+                               "text": f"{type(error).__name__}: {error}\n"},)
+        box.redraws += 1
 
-    for control in controls.values():
-        control.observe(update, names="value")
+    for key, control in controls.items():
+        if key not in quiet:
+            control.observe(update, names="value")
     update()
     return box
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import torch
 from torch import nn
 
-from .capture import conv_layers, get_layer
+from .capture import check_layer, conv_layers, get_layer
 from .draw import mosaic, panel
 
 
@@ -14,27 +13,34 @@ def show_filters(model: nn.Module, layer: str | None = None, in_channel: int = 0
     """Draw the kernels of a Conv2d layer (default: the first) as one mosaic.
 
     For a layer with one input channel each kernel is one small image; deeper layers have one
-    slice per input channel, and ``in_channel`` picks which. Red is positive, blue negative, and
-    all kernels share one scale, symmetric around zero, so their strengths compare.
+    slice per input channel, and ``in_channel`` picks which (within its group, for a grouped
+    convolution). A 1x1 convolution has no picture to show, only a mixing of channels: its
+    weights are drawn as the (output, input) matrix they are. Red is positive, blue negative,
+    and all kernels share one scale, symmetric around zero, so their strengths compare.
     """
-    layer = layer or conv_layers(model)[0]
+    names = conv_layers(model)
+    if not names:
+        raise ValueError("the model has no Conv2d layer")
+    layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer else names[0]
     conv = get_layer(model, layer)
-    if not isinstance(conv, nn.Conv2d):
-        raise ValueError(f"layer {layer!r} is a {type(conv).__name__}, not a Conv2d; "
-                         f"convolutions: {', '.join(conv_layers(model))}")
     weight = conv.weight.detach().float().cpu()
-    per_group_in = weight.shape[1]
-    if not 0 <= in_channel < per_group_in:
-        raise ValueError(f"in_channel must be in 0..{per_group_in - 1} for layer {layer!r}")
-    kernels = weight[:max_filters, in_channel]
-    limit = kernels.abs().max().item() or 1.0
-    grid = mosaic(kernels, normalize=False)
+    out_channels, per_group_in = weight.shape[:2]
+    shown = f"first {max_filters} of " if out_channels > max_filters else ""
+    group = " (of its group)" if conv.groups > 1 else ""
+    if weight.shape[2:] == (1, 1):
+        grid = weight[:max_filters, :, 0, 0].numpy()
+        title = f"{layer}: 1x1 kernels, {shown}{out_channels} outputs (rows) x {per_group_in} inputs{group}"
+    else:
+        if not 0 <= in_channel < per_group_in:
+            raise ValueError(f"in_channel must be in 0..{per_group_in - 1} for layer {layer!r}")
+        grid = mosaic(weight[:max_filters, in_channel], normalize=False)
+        title = (f"{layer}: {shown}{out_channels} filters {tuple(weight.shape[2:])}, "
+                 f"input channel {in_channel}{group}")
+    limit = float(abs(grid[grid == grid]).max(initial=0.0)) or 1.0     # NaN gaps left out
     fig, ax = plt.subplots(figsize=(5, 4.2))
-    image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    shown = f"first {max_filters} of " if weight.shape[0] > max_filters else ""
-    ax.set_title(f"{layer}: {shown}{weight.shape[0]} filters {tuple(weight.shape[2:])}, "
-                 f"input channel {in_channel}", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.axis("off")
     fig.tight_layout()
     return fig
@@ -47,14 +53,16 @@ def filters(model: nn.Module, layer: str | None = None):
     names = conv_layers(model)
     if not names:
         raise ValueError("the model has no Conv2d layer")
-    pick = widgets.Dropdown(options=names, value=layer or names[0], description="layer")
-    channel = widgets.IntSlider(0, 0, get_layer(model, pick.value).weight.shape[1] - 1,
-                                description="in channel", continuous_update=False)
+    layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer else names[0]
+    pick = widgets.Dropdown(options=names, value=layer, description="layer")
+    channel = widgets.IntSlider(0, 0, 0, description="in channel", continuous_update=False)
 
-    def on_layer(change):
+    def on_layer(change):               # a 1x1 layer is drawn as one matrix: no channel to pick
+        weight = get_layer(model, change["new"]).weight
         channel.value = 0
-        channel.max = get_layer(model, change["new"]).weight.shape[1] - 1
+        channel.max = weight.shape[1] - 1
+        channel.disabled = weight.shape[2:] == (1, 1) or weight.shape[1] == 1
 
-    pick.observe(on_layer, names="value")
+    on_layer({"new": layer})
     return panel("filters", {"layer": pick, "in_channel": channel},
-                 lambda: show_filters(model, pick.value, min(channel.value, channel.max)))
+                 lambda: show_filters(model, pick.value, channel.value), linked={"layer": on_layer})

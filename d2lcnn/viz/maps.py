@@ -2,13 +2,71 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import nn
 
 from ..data import CLASSES
-from .capture import ActivationCache, capture, get_layer
+from .capture import ActivationCache, capture, check_layer, get_layer
 from .draw import images_of, mosaic, panel
+
+
+class FeatureMapFigure:
+    """The feature-map picture: the input, every channel as one mosaic (one ``imshow`` of a tiled
+    array: drawing dozens of subplots would cost far more than the network), and one channel
+    enlarged, framed in the mosaic.
+
+    The layout is fixed (no ``tight_layout``), so the widget keeps one figure and only swaps the
+    images' data on a redraw; ``figure`` is the matplotlib figure to use, by default a new
+    pyplot one (the static :func:`show_feature_maps`).
+    """
+
+    def __init__(self, figure=None):
+        self.fig = figure if figure is not None else plt.figure(figsize=(12, 4.8))
+        self.fig.set_size_inches(12, 4.8)
+        boxes = [(0.01, 0.2, 0.17, 0.6), (0.2, 0.02, 0.5, 0.88), (0.72, 0.1, 0.27, 0.72)]
+        self.axes = [self.fig.add_axes(box) for box in boxes]
+        # Titles as figure text: an axes title makes matplotlib measure the (hidden) tick labels.
+        self.titles = [self.fig.text(x + w / 2, y + h + 0.02, "", ha="center", va="bottom", fontsize=10)
+                       for x, y, w, h in boxes]
+        for ax in self.axes:
+            ax.set_axis_off()
+        self.images = [None, None, None]
+        self.frame = Rectangle((0, 0), 1, 1, fill=False, edgecolor="red", linewidth=1.2)
+        self.axes[1].add_patch(self.frame)
+
+    def _show(self, i: int, array, cmap: str, interpolation: str = "nearest") -> None:
+        if self.images[i] is None or self.images[i].get_array().shape != array.shape:
+            if self.images[i] is not None:
+                self.images[i].remove()
+            self.images[i] = self.axes[i].imshow(array, cmap=cmap, interpolation=interpolation)
+        else:
+            self.images[i].set_data(array)
+        self.images[i].autoscale()    # colour range of the new data
+
+    def update(self, image: torch.Tensor, maps: torch.Tensor, layer: str, channel: int, title: str = "",
+               grid=None) -> "Figure":
+        """Show ``maps`` (C, H, W) of ``layer`` for ``image`` (1, H, W), channel ``channel`` enlarged.
+
+        ``grid`` is ``mosaic(maps)`` when the caller has it already (it does not change with
+        the channel)."""
+        count, height, width = maps.shape
+        channel = min(max(channel, 0), count - 1)
+        grid = mosaic(maps) if grid is None else grid
+        self._show(0, image[0].float().cpu().numpy(), "gray")
+        self._show(1, grid, "viridis", "antialiased")     # often shrunk: smooth, not aliased
+        self._show(2, maps[channel].numpy(), "viridis")
+        columns = math.ceil(math.sqrt(count))
+        row, col = divmod(channel, columns)
+        self.frame.set_bounds(col * (width + 1) - 1, row * (height + 1) - 1, width + 1, height + 1)
+        self.titles[0].set_text(title or "input")
+        self.titles[1].set_text(f"{layer}: {count} channels of {height}x{width}")
+        self.titles[2].set_text(f"channel {channel}")
+        return self.fig
 
 
 def show_feature_maps(model: nn.Module, image: torch.Tensor, layer: str, channel: int = 0,
@@ -20,23 +78,10 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer: str, channel
     """
     if activations is None:
         get_layer(model, layer)
-        activations = {n: a[0] for n, a in capture(model, image.unsqueeze(0), [layer]).items()}
-    if layer not in activations:
-        raise ValueError(f"layer {layer!r} has no image-shaped output to show "
-                         f"(layers that do: {', '.join(activations)})")
-    maps = activations[layer]
-    channel = min(channel, maps.shape[0] - 1)
-    fig, (ax_in, ax_all, ax_one) = plt.subplots(1, 3, figsize=(11, 3.8), width_ratios=(1, 2.2, 1))
-    ax_in.imshow(image[0].float().cpu().numpy(), cmap="gray")
-    ax_in.set_title(title or "input", fontsize=9)
-    ax_all.imshow(mosaic(maps), cmap="viridis", interpolation="nearest")
-    ax_all.set_title(f"{layer}: {maps.shape[0]} channels of {maps.shape[1]}x{maps.shape[2]}", fontsize=9)
-    ax_one.imshow(maps[channel].numpy(), cmap="viridis", interpolation="nearest")
-    ax_one.set_title(f"channel {channel}", fontsize=9)
-    for ax in (ax_in, ax_all, ax_one):
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
+        activations = {n: a[0] for n, a in capture(model, image.unsqueeze(0), [layer]).items()
+                       if a.dim() == 4}
+    check_layer(model, layer, list(activations), "a layer with image-shaped (N, C, H, W) output")
+    return FeatureMapFigure().update(image, activations[layer], layer, channel, title)
 
 
 def feature_maps(model: nn.Module, data, layer: str | None = None, n_images: int = 32):
@@ -50,27 +95,36 @@ def feature_maps(model: nn.Module, data, layer: str | None = None, n_images: int
     cache = ActivationCache(model, images)
     names = cache.names
     image = widgets.IntSlider(0, 0, len(images) - 1, description="image", continuous_update=False)
-    by_class = widgets.Dropdown(options=[("-", -1)] + [(c, i) for i, c in enumerate(CLASSES)],
-                                value=-1, description="class")
-    pick = widgets.Dropdown(options=names, value=layer or names[0], description="layer")
+    by_class = widgets.Dropdown(options=[(c, i) for i, c in enumerate(CLASSES)], value=int(labels[0]),
+                                description="class")
+    layer = check_layer(model, layer, names, "a layer with image-shaped (N, C, H, W) output") if layer else names[0]
+    pick = widgets.Dropdown(options=names, value=layer, description="layer")
     channel = widgets.IntSlider(0, 0, cache[0][pick.value].shape[0] - 1, description="channel",
                                 continuous_update=False)
 
-    def on_class(change):
-        matches = (labels == change["new"]).nonzero()
-        if change["new"] >= 0 and len(matches):
+    def on_class(change):          # the first image of that class (if these images have one)
+        matches = (labels.cpu() == change["new"]).nonzero()
+        if len(matches):
             image.value = int(matches[0])
+
+    def on_image(change):          # the class menu names the image's class
+        by_class.value = int(labels[change["new"]])
 
     def on_layer(change):
         channel.max = cache[image.value][change["new"]].shape[0] - 1
 
-    by_class.observe(on_class, names="value")
-    pick.observe(on_layer, names="value")
+    picture = FeatureMapFigure(Figure())     # reused; not pyplot's, so never shown by itself
+    grids: dict = {}                         # (image, layer) -> mosaic: a channel move reuses it
 
     def draw():
-        acts = cache[image.value]
-        return show_feature_maps(model, images[image.value].cpu(), pick.value, channel.value, acts,
-                                 title=f"test image {image.value}: {CLASSES[int(labels[image.value])]}")
+        maps = cache[image.value][pick.value]
+        key = (image.value, pick.value)
+        if key not in grids:
+            if len(grids) >= 8:
+                grids.pop(next(iter(grids)))
+            grids[key] = mosaic(maps)
+        return picture.update(images[image.value], maps, pick.value, channel.value, grid=grids[key],
+                              title=f"test image {image.value}: {CLASSES[int(labels[image.value])]}")
 
     return panel("feature-maps", {"image": image, "by_class": by_class, "layer": pick, "channel": channel},
-                 draw)
+                 draw, linked={"image": on_image, "by_class": on_class, "layer": on_layer}, fixed=True)

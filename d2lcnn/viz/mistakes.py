@@ -8,6 +8,7 @@ from torch import nn
 
 from ..data import CLASSES, show_images
 from ..runtime import quick_mode
+from .capture import device_of, evaluating
 from .draw import panel
 
 QUICK_LIMIT = 256
@@ -21,17 +22,13 @@ def predictions(model: nn.Module, data, limit: int | None = None) -> dict[str, t
     """
     if quick_mode():
         limit = min(limit or QUICK_LIMIT, QUICK_LIMIT)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     preds, probs, labels = [], [], []
-    try:
+    with evaluating(model):
         for X, y in data.test_batches(batch_size=256, limit=limit):
             p = model(X.to(device)).float().softmax(-1)
             conf, pred = p.max(-1)
             preds.append(pred.cpu()), probs.append(conf.cpu()), labels.append(y.cpu())
-    finally:
-        model.train(was_training)
     return {"pred": torch.cat(preds), "prob": torch.cat(probs), "label": torch.cat(labels)}
 
 
@@ -74,6 +71,8 @@ def show_mistakes(result: dict, data, n: int = 16):
         return fig
     images = data.test_images[order.to(data.test_images.device)]
     fig = show_images(images, result["label"][order], result["pred"][order], ncols=8)
+    for ax, prob in zip(fig.axes, result["prob"][order].tolist()):      # the confidence, under the title
+        ax.set_title(f"{ax.get_title()}\n{prob:.0%} sure", fontsize=8, color=ax.title.get_color())
     fig.suptitle("most confident mistakes (true -> predicted)", fontsize=10)
     return fig
 

@@ -1,15 +1,23 @@
 """Receptive fields: how much of the input one unit of a layer sees, computed from the architecture.
 
-For a chain of layers, with kernel k, stride s, padding p and dilation d, each layer's output
-unit sees ``rf_out = rf_in + (k - 1) * d * jump_in`` input pixels, neighbouring units are
-``jump_out = jump_in * s`` pixels apart, and the first unit is centred at
-``start_out = start_in + ((k - 1) * d / 2 - p) * jump_in`` (in input-pixel coordinates).
-Layers that do not mix neighbouring pixels (ReLU, BatchNorm, 1x1 convolutions) change nothing.
+Along each axis, a layer with kernel k, stride s, padding p and dilation d (a Conv2d, MaxPool2d
+or AvgPool2d; an adaptive pool as the kernel and stride it amounts to) maps the field of its
+input's units to that of its output's:
 
-We follow the tensors of a real forward pass, so branches and skips are handled by one rule:
-when a tensor comes from something that is not a layer (``torch.cat`` of Inception branches,
-``x + shortcut`` in a residual block), it gets the largest receptive field among the tensors
-already seen with the same spatial size: the widest branch, the residual block's main path.
+    rf_out    = rf_in + (k - 1) * d * jump_in        pixels of the input one unit sees
+    jump_out  = jump_in * s                          input pixels between neighbouring units
+    start_out = start_in + ((k - 1) * d / 2 - p) * jump_in    centre of the first unit
+
+starting from rf = 1, jump = 1, start = 0 at the input. Everything else (ReLU, BatchNorm,
+dropout, a 1x1 convolution's field is its input's) changes nothing.
+
+We follow the tensors of a real forward pass (every torch operation is watched, not only the
+modules), so nested ``Sequential``, branches and skips need no special case. One rule covers
+every merge: a tensor computed from several (``torch.cat`` of Inception branches or DenseNet's
+concatenations, ``y + shortcut(x)`` in a residual block) gets the field of the input with the
+largest receptive field among those of its own spatial size: the widest branch, the residual
+block's main path. Inputs broadcast from a smaller map (SENet's per-channel weights) do not
+count.
 """
 
 from __future__ import annotations
@@ -20,134 +28,188 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from .capture import get_layer
+from .capture import check_layer, device_of, evaluating
 from .draw import images_of, panel
 
 
 @dataclass(frozen=True)
 class Field:
-    """Receptive field of a layer's units: size ``rf``, spacing ``jump``, first centre ``start``."""
+    """Receptive field of a tensor's units, per axis (height, width): size, spacing, first centre."""
 
-    rf: float
-    jump: float
-    start: float
+    rf: tuple[float, float]
+    jump: tuple[float, float]
+    start: tuple[float, float]
+
+    def through(self, layer: nn.Module, size_in: tuple[int, int]) -> "Field":
+        """The field after ``layer`` (unchanged for a layer that does not mix neighbours)."""
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k = _pair(layer.kernel_size)
+            s = _pair(layer.stride or layer.kernel_size)
+            d = _pair(getattr(layer, "dilation", 1))
+            if layer.padding == "same":
+                p = tuple((ki - 1) * di / 2 for ki, di in zip(k, d))
+            else:
+                p = (0, 0) if layer.padding == "valid" else _pair(layer.padding)
+        elif isinstance(layer, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            out = tuple(o or n for o, n in zip(_pair(layer.output_size), size_in))
+            s = tuple(n // o for n, o in zip(size_in, out))
+            k = tuple(n - (o - 1) * si for n, o, si in zip(size_in, out, s))
+            p, d = (0, 0), (1, 1)
+        else:
+            return self
+        return Field(rf=tuple(r + (ki - 1) * di * j for r, ki, di, j in zip(self.rf, k, d, self.jump)),
+                     jump=tuple(j * si for j, si in zip(self.jump, s)),
+                     start=tuple(st + ((ki - 1) * di / 2 - pi) * j
+                                 for st, ki, di, pi, j in zip(self.start, k, d, p, self.jump)))
 
 
 def _pair(v) -> tuple:
-    return v if isinstance(v, tuple) else (v, v)
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _through(layer: nn.Module, field: Field, size_in: int) -> Field:
-    """The field after ``layer`` (along one axis, the networks here are square)."""
-    if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        k, s, p = _pair(layer.kernel_size)[0], _pair(layer.stride)[0], _pair(layer.padding)[0]
-        d = _pair(getattr(layer, "dilation", 1))[0]
-    elif isinstance(layer, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        out = _pair(layer.output_size)[0] or size_in
-        s = size_in // out
-        k, p, d = size_in - (out - 1) * s, 0, 1
-    else:
-        return field
-    return Field(rf=field.rf + (k - 1) * d * field.jump, jump=field.jump * s,
-                 start=field.start + ((k - 1) * d / 2 - p) * field.jump)
+def _tensors(value):
+    """The tensors in a (nested) argument list."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+
+
+class _Tracer(TorchFunctionMode):
+    """Gives every tensor computed from traced tensors a field (see the module's merge rule)."""
+
+    def __init__(self, fields: dict[int, Field], keep: list):
+        super().__init__()
+        self.fields, self.keep = fields, keep
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        sources = [t for t in _tensors((args, kwargs)) if id(t) in self.fields]
+        for t in _tensors(out):
+            if not sources or t.dim() < 2:
+                continue
+            same = [s for s in sources if s.dim() >= 2 and s.shape[-2:] == t.shape[-2:]] or sources
+            self.fields[id(t)] = max((self.fields[id(s)] for s in same), key=lambda f: max(f.rf))
+            self.keep.append(t)      # alive until the pass ends, so that no other tensor gets its id
+        return out
 
 
 def receptive_fields(model: nn.Module, input_shape) -> list[dict]:
-    """Per module with an image-shaped output, in execution order: name, type, size, rf, jump, start."""
-    fields: dict[int, Field] = {}
-    seen: list[tuple[int, Field]] = []   # (spatial size, field) of every tensor so far
-    rows = []
-    param = next(model.parameters())
-    x = torch.zeros(tuple(input_shape), device=param.device)
-    fields[id(x)] = Field(1.0, 1.0, 0.0)
-    seen.append((x.shape[-1], fields[id(x)]))
-    keep = []   # keep outputs alive so that their ids stay unique during the pass
+    """Per module with an image-shaped output, in the order they finish during a forward pass.
 
-    def field_of(t: torch.Tensor) -> Field:
-        if id(t) in fields:
-            return fields[id(t)]
-        same = [f for size, f in seen if size == t.shape[-1]]
-        return max(same, key=lambda f: f.rf) if same else Field(float("inf"), 1.0, 0.0)
+    Each row: ``name``, ``type``, ``size`` (the output's (H, W)), ``rf`` (receptive field in
+    input pixels, the larger of height and width), ``jump`` (input pixels between neighbouring
+    units) and ``start`` (centre of unit (0, 0), in input pixels), and per axis ``rf_hw``,
+    ``jump_hw``, ``start_hw``. A module that runs twice appears twice.
+    """
+    fields: dict[int, Field] = {}
+    keep: list[torch.Tensor] = []
+    rows: list[dict] = []
+    x = torch.zeros(tuple(input_shape), device=device_of(model))
+    fields[id(x)] = Field((1.0, 1.0), (1.0, 1.0), (0.0, 0.0))
 
     def hook(name):
         def record(module, inputs, output):
             if not isinstance(output, torch.Tensor) or output.dim() != 4:
                 return
-            first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-            if list(module.children()):        # a block: its output is some leaf's, or a merge
-                field = field_of(output)
-            else:
-                field = _through(module, field_of(first), first.shape[-1]) if first is not None and first.dim() == 4 \
-                    else field_of(output)
+            first = next(_tensors(inputs), None)
+            field = fields.get(id(output))
+            if not list(module.children()) and first is not None and id(first) in fields and first.dim() == 4:
+                field = fields[id(first)].through(module, tuple(first.shape[-2:]))
+            if field is None:
+                return
             fields[id(output)] = field
             keep.append(output)
-            seen.append((output.shape[-1], field))
-            rows.append({"name": name, "type": type(module).__name__, "size": output.shape[-1],
-                         "rf": field.rf, "jump": field.jump, "start": field.start})
+            rows.append({"name": name, "type": type(module).__name__, "size": tuple(output.shape[-2:]),
+                         "rf": max(field.rf), "jump": max(field.jump), "start": min(field.start),
+                         "rf_hw": field.rf, "jump_hw": field.jump, "start_hw": field.start})
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
-    was_training = model.training
+    handles = []
     try:
-        model.eval()
-        with torch.no_grad():
+        handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+        with evaluating(model), torch.no_grad(), _Tracer(fields, keep):
             model(x)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     return rows
 
 
-def show_receptive_field(model: nn.Module, image: torch.Tensor, layer: str, unit: tuple[int, int] | None = None):
-    """The image with the receptive field of one unit of ``layer`` drawn on it (clipped to the image).
+def field_box(row: dict, unit: tuple[int, int], image_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(top, left, bottom, right) in pixel-edge coordinates of ``unit``'s receptive field,
+    clipped to an image of ``image_size`` (H, W): a unit near the border sees padding there."""
+    edges = []
+    for axis, (index, size) in enumerate(zip(unit, image_size)):
+        centre = row["start_hw"][axis] + index * row["jump_hw"][axis]
+        half = (row["rf_hw"][axis] - 1) / 2
+        edges.append((max(centre - half, 0) - 0.5, min(centre + half, size - 1) + 0.5))
+    (top, bottom), (left, right) = edges
+    return top, left, bottom, right
 
-    ``unit`` is (row, column) in the layer's output; default: the centre unit.
+
+def show_receptive_field(model: nn.Module, image: torch.Tensor, layer: str, unit: tuple[int, int] | None = None,
+                         rows: list[dict] | None = None):
+    """The image (1, H, W) with the receptive field of one unit of ``layer`` drawn on it.
+
+    ``unit`` is (row, column) in the layer's output; default: the centre unit. The rectangle
+    is clipped to the image. ``rows`` (from :func:`receptive_fields`) saves recomputing them.
     """
-    get_layer(model, layer)
-    rows = {r["name"]: r for r in receptive_fields(model, (1, *image.shape))}
-    if layer not in rows:
-        raise ValueError(f"layer {layer!r} has no image-shaped output; layers that do: {', '.join(rows)}")
-    r = rows[layer]
-    i, j = unit if unit is not None else (r["size"] // 2, r["size"] // 2)
-    side = image.shape[-1]
-    half = (r["rf"] - 1) / 2
-    cy, cx = r["start"] + i * r["jump"], r["start"] + j * r["jump"]
-    top, left = max(cy - half, 0) - 0.5, max(cx - half, 0) - 0.5
-    bottom, right = min(cy + half, side - 1) + 0.5, min(cx + half, side - 1) + 0.5
+    rows = rows if rows is not None else receptive_fields(model, (1, *image.shape))
+    by_name = {r["name"]: r for r in rows}
+    check_layer(model, layer, list(by_name), "a layer with image-shaped (N, C, H, W) output")
+    r = by_name[layer]
+    height, width = r["size"]
+    i, j = unit if unit is not None else (height // 2, width // 2)
+    if not (0 <= i < height and 0 <= j < width):
+        raise ValueError(f"unit {(i, j)} is outside {layer!r}'s {height}x{width} output")
+    top, left, bottom, right = field_box(r, (i, j), tuple(image.shape[-2:]))
+    cy = r["start_hw"][0] + i * r["jump_hw"][0]
+    cx = r["start_hw"][1] + j * r["jump_hw"][1]
     fig, ax = plt.subplots(figsize=(4.2, 4.4))
     ax.imshow(image[0].float().cpu().numpy(), cmap="gray")
     ax.add_patch(Rectangle((left, top), right - left, bottom - top, fill=False, color="red", linewidth=2))
     ax.plot([cx], [cy], "r+", markersize=10)
-    ax.set_title(f"{layer} ({r['type']}), unit ({i}, {j}) of {r['size']}x{r['size']}\n"
-                 f"receptive field {r['rf']:g}x{r['rf']:g}, stride {r['jump']:g}", fontsize=9)
+    rf = "x".join(f"{v:g}" for v in r["rf_hw"])
+    jump = "x".join(f"{v:g}" for v in r["jump_hw"]) if len(set(r["jump_hw"])) > 1 else f"{r['jump']:g}"
+    ax.set_title(f"{layer} ({r['type']}), unit ({i}, {j}) of {height}x{width}\n"
+                 f"receptive field {rf}, stride {jump}", fontsize=9)
+    ax.set_xlim(-0.5, image.shape[-1] - 0.5)
+    ax.set_ylim(image.shape[-2] - 0.5, -0.5)
     ax.axis("off")
     fig.tight_layout()
     return fig
 
 
-def receptive_field(model: nn.Module, data, layer: str | None = None):
-    """Widget: pick a layer and a unit; see the part of the image that unit sees."""
+def receptive_field(model: nn.Module, data, layer: str | None = None, n_images: int = 8):
+    """Widget: pick a layer, a unit (row, column) and an image; see the part of the image that unit sees."""
     import ipywidgets as widgets
 
-    images, _ = images_of(data, 8)
+    images, _ = images_of(data, n_images)
     rows = receptive_fields(model, (1, *images[0].shape))
     names = list(dict.fromkeys(r["name"] for r in rows))
     sizes = {r["name"]: r["size"] for r in rows}
-    pick = widgets.Dropdown(options=names, value=layer or names[0], description="layer")
-    row = widgets.IntSlider(sizes[pick.value] // 2, 0, sizes[pick.value] - 1, description="row",
+    layer = check_layer(model, layer, names, "a layer with image-shaped (N, C, H, W) output") if layer else names[0]
+    pick = widgets.Dropdown(options=names, value=layer, description="layer")
+    row = widgets.IntSlider(sizes[layer][0] // 2, 0, sizes[layer][0] - 1, description="row",
                             continuous_update=False)
-    col = widgets.IntSlider(sizes[pick.value] // 2, 0, sizes[pick.value] - 1, description="column",
+    col = widgets.IntSlider(sizes[layer][1] // 2, 0, sizes[layer][1] - 1, description="column",
                             continuous_update=False)
+    image = widgets.IntSlider(0, 0, len(images) - 1, description="image", continuous_update=False)
 
-    def on_layer(change):
-        size = sizes[change["new"]]
-        for s in (row, col):
-            s.max = size - 1
-            s.value = size // 2
+    def on_layer(change):                 # the new layer's centre unit
+        height, width = sizes[change["new"]]
+        for slider, size in ((row, height), (col, width)):
+            slider.max = max(size - 1, slider.value)       # keep max >= value while moving both
+            slider.value = size // 2
+            slider.max = size - 1
 
-    pick.observe(on_layer, names="value")
-    return panel("receptive-field", {"layer": pick, "row": row, "col": col},
-                 lambda: show_receptive_field(model, images[0], pick.value,
-                                              (min(row.value, row.max), min(col.value, col.max))))
+    return panel("receptive-field", {"layer": pick, "row": row, "col": col, "image": image},
+                 lambda: show_receptive_field(model, images[image.value], pick.value, (row.value, col.value), rows),
+                 linked={"layer": on_layer})

@@ -11,36 +11,47 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from .capture import capture, conv_layers
+from .capture import capture, conv_layers, get_layer
 from .draw import mosaic, panel
 
 
 class Replay:
-    """Trainer callback keeping per-epoch snapshots of ``layer`` (default: the first conv).
+    """Trainer callback keeping per-epoch snapshots: the first convolution's filters, the feature
+    maps of one fixed test image at ``layer`` (default: that first convolution) and the test
+    accuracy. Epoch 0 is the network before training.
 
     >>> replay = Replay(data)                                         # doctest: +SKIP
-    >>> Trainer(net, callbacks=[replay]).fit(); viz.replay(replay)
+    >>> Trainer(net, data=data, callbacks=[replay]).fit(); viz.replay(replay)
     """
 
     def __init__(self, data, layer: str | None = None, image_index: int = 0, max_maps: int = 64):
         self.image = data.to_float(data.test_images[image_index:image_index + 1])
         self.layer, self.max_maps = layer, max_maps
+        self.filter_layer: str | None = None
         self.snapshots: list[dict] = []
 
-    def snapshot(self, model: nn.Module, epoch: int, test_acc: float | None) -> None:
-        """Record the layer's filters and maps now."""
-        layer = self.layer = self.layer or conv_layers(model)[0]
-        weight = dict(model.named_modules())[layer].weight.detach().float().cpu()
-        maps = capture(model, self.image, [layer])[layer][0]
+    def snapshot(self, model: nn.Module, epoch: float, test_acc: float | None) -> None:
+        """Record the filters and the maps now (a few kilobytes, on the CPU)."""
+        if self.filter_layer is None:
+            convs = conv_layers(model)
+            if not convs:
+                raise ValueError("Replay needs a model with a Conv2d layer")
+            self.filter_layer = convs[0]
+            self.layer = self.layer or self.filter_layer
+            get_layer(model, self.layer)
+        weight = get_layer(model, self.filter_layer).weight.detach().float().cpu()
+        maps = capture(model, self.image, [self.layer]).get(self.layer)
+        if maps is None or maps.dim() != 4:
+            raise ValueError(f"layer {self.layer!r} has no image-shaped (N, C, H, W) output to replay")
         self.snapshots.append({"epoch": epoch, "test_acc": test_acc,
-                               "filters": weight[:self.max_maps, 0].clone(), "maps": maps[:self.max_maps]})
+                               "filters": weight[:self.max_maps, 0].clone(), "maps": maps[0, :self.max_maps]})
 
     def on_fit_start(self, trainer) -> None:
         if not self.snapshots:
             self.snapshot(trainer.model, trainer.epoch, None)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
-        self.snapshot(trainer.model, record["epoch"], record["test_acc"])
+        self.snapshot(trainer.model, record["epoch"], record.get("test_acc"))
 
 
 def show_replay(replay: Replay, index: int = -1):
@@ -51,7 +62,7 @@ def show_replay(replay: Replay, index: int = -1):
     limit = max(s["filters"].abs().max().item() for s in replay.snapshots) or 1.0
     fig, (ax_f, ax_m) = plt.subplots(1, 2, figsize=(9, 3.8))
     ax_f.imshow(mosaic(snap["filters"], normalize=False), cmap="RdBu_r", vmin=-limit, vmax=limit)
-    ax_f.set_title(f"{replay.layer} filters", fontsize=9)
+    ax_f.set_title(f"{replay.filter_layer} filters", fontsize=9)
     ax_m.imshow(mosaic(snap["maps"]), cmap="viridis", interpolation="nearest")
     ax_m.set_title(f"{replay.layer} maps of one test image", fontsize=9)
     for ax in (ax_f, ax_m):
@@ -70,4 +81,6 @@ def replay(replay: Replay):
     play = widgets.Play(value=0, min=0, max=last, interval=800, description="play")
     step = widgets.IntSlider(0, 0, last, description="snapshot")
     widgets.jslink((play, "value"), (step, "value"))
-    return panel("replay", {"play": play, "epoch": step}, lambda: show_replay(replay, step.value))
+    # Only the slider redraws: in the browser the Play button moves it.
+    return panel("replay", {"play": play, "epoch": step}, lambda: show_replay(replay, step.value),
+                 quiet=("play",))
