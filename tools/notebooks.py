@@ -1,6 +1,6 @@
 """Refresh the notebooks' committed outputs: run each one and keep only the checked outputs.
 
-    .venv/bin/python tools/notebooks.py chapters/01_lenet.ipynb [...]
+    .venv/bin/python tools/notebooks.py chapters/02_lenet.ipynb [...]
 
 A notebook is committed with outputs only in the cells nbval compares (those marked
 ``# NBVAL_CHECK_OUTPUT``: shape tables, parameter counts); everything else is cleared, so that a
