@@ -12,6 +12,10 @@ Two blocks, named as in the paper:
   map, a 1x1 convolution widens it back. Three layers for the price of two 3x3 ones at full
   width, which is what makes ResNet-50 (and 101, 152) affordable.
 
+A *wide* ResNet (Zagoruyko and Komodakis, 2016) keeps the depth and widens the blocks instead:
+wide ResNet-50-2 is ResNet-50 with the bottleneck's thin middle twice as wide (``widen=2``),
+the stage outputs unchanged; 68,883,240 parameters against 25,557,032.
+
 Like every module here, layers name their ``in_channels`` (the book's d2l-en 1.0 code uses lazy
 layers that learn them at the first forward pass), so a count is known before any input.
 """
@@ -62,20 +66,23 @@ class Residual(nn.Module):
 class Bottleneck(nn.Module):
     """The bottleneck residual block of ResNet-50/101/152: 1x1 down, 3x3, 1x1 up (x4).
 
-    ``width`` is the thin middle's channels; the block outputs ``4 * width``. As in torchvision
+    ``width`` is the thin middle's channels; the block outputs ``4 * width`` unless ``out_channels``
+    says otherwise (a wide ResNet's middle is wider than a quarter of its output). As in torchvision
     (ResNet "v1.5") the stride sits on the 3x3 convolution, not on the first 1x1, which sees every
     pixel before the map halves. Convolutions have no bias (BatchNorm follows each).
 
     Args:
         use_1x1conv: project the shortcut (1x1 convolution + BatchNorm) to the block's output shape.
         stride: 2 halves the map.
+        out_channels: the block's output channels; default ``width * expansion``.
     """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, use_1x1conv: bool = False, stride: int = 1):
+    def __init__(self, in_channels: int, width: int, use_1x1conv: bool = False, stride: int = 1,
+                 out_channels: int | None = None):
         super().__init__()
-        out_channels = width * self.expansion
+        out_channels = out_channels or width * self.expansion
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)                          # squeeze
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)      # think
@@ -110,13 +117,17 @@ def resnet_stage(in_channels: int, out_channels: int, num_blocks: int, first_sta
     return nn.Sequential(*blocks)
 
 
-def bottleneck_stage(in_channels: int, width: int, num_blocks: int, first_stage: bool = False) -> nn.Sequential:
-    """``num_blocks`` bottleneck blocks of ``width``; the first projects its shortcut.
+def bottleneck_stage(in_channels: int, width: int, num_blocks: int, first_stage: bool = False,
+                     out_channels: int | None = None) -> nn.Sequential:
+    """``num_blocks`` bottleneck blocks of ``width`` (output ``out_channels``, default ``4 * width``);
+    the first projects its shortcut.
 
     Even the first stage projects (64 -> 256 channels), but only there does it keep the map size.
     """
-    blocks = [Bottleneck(in_channels, width, use_1x1conv=True, stride=1 if first_stage else 2)]
-    blocks += [Bottleneck(width * Bottleneck.expansion, width) for _ in range(num_blocks - 1)]
+    out_channels = out_channels or width * Bottleneck.expansion
+    blocks = [Bottleneck(in_channels, width, use_1x1conv=True, stride=1 if first_stage else 2,
+                         out_channels=out_channels)]
+    blocks += [Bottleneck(out_channels, width, out_channels=out_channels) for _ in range(num_blocks - 1)]
     return nn.Sequential(*blocks)
 
 
@@ -127,20 +138,26 @@ def stem(in_channels: int, bias: bool = True) -> nn.Sequential:
 
 
 def resnet(blocks_per_stage: tuple[int, int, int, int], in_channels: int = 1, num_classes: int = 10,
-           bias: bool = True, bottleneck: bool = False) -> nn.Sequential:
+           bias: bool = True, bottleneck: bool = False, widen: int = 1) -> nn.Sequential:
     """A ResNet: a 7x7 stem, four stages of 64-128-256-512 channels, global pooling, a classifier.
 
     ``blocks_per_stage`` is the whole difference between ResNet-18 ``(2, 2, 2, 2)``, ResNet-34
     ``(3, 4, 6, 3)`` and, with ``bottleneck=True`` (stages 4x wider at their output), ResNet-50
-    ``(3, 4, 6, 3)``. Named as in the book: the stem is b1, the stages b2..b5 ("b3.0.conv1" is
-    the first convolution of the first block of stage b3).
+    ``(3, 4, 6, 3)``. ``widen`` multiplies the bottleneck's thin middle and leaves the stage
+    outputs alone: ``widen=2`` makes ResNet-50 the wide ResNet-50-2. Named as in the book: the
+    stem is b1, the stages b2..b5 ("b3.0.conv1" is the first convolution of the first block of
+    stage b3).
     """
+    if widen != 1 and not bottleneck:
+        raise ValueError(f"widen={widen} widens the bottleneck's middle; it needs bottleneck=True "
+                         "(to widen basic blocks, change STAGE_CHANNELS instead)")
     stages = {}
     channels = 64
     for i, (width, n) in enumerate(zip(STAGE_CHANNELS, blocks_per_stage)):
         if bottleneck:
-            stages[f"b{i + 2}"] = bottleneck_stage(channels, width, n, first_stage=i == 0)
-            channels = width * Bottleneck.expansion
+            out = width * Bottleneck.expansion
+            stages[f"b{i + 2}"] = bottleneck_stage(channels, width * widen, n, first_stage=i == 0, out_channels=out)
+            channels = out
         else:
             stages[f"b{i + 2}"] = resnet_stage(channels, width, n, first_stage=i == 0, bias=bias)
             channels = width
@@ -176,3 +193,14 @@ def resnet50_paper() -> nn.Sequential:
     squeeze makes each extra layer cheap.
     """
     return resnet((3, 4, 6, 3), in_channels=3, num_classes=1000, bias=False, bottleneck=True)
+
+
+@register("wide_resnet50_2", "paper", input_shape=(1, 3, 224, 224), reference_params=68_883_240)
+def wide_resnet50_2_paper() -> nn.Sequential:
+    """Wide ResNet-50-2 (Zagoruyko and Komodakis, 2016): ResNet-50 with bottlenecks twice as wide.
+
+    The thin middle of every block has 128-256-512-1024 channels instead of 64-128-256-512; the
+    1x1 layers still expand to 256-2048. 68,883,240 parameters, as torchvision's
+    ``wide_resnet50_2``: 2.7 times ResNet-50's, for the same 50 layers.
+    """
+    return resnet((3, 4, 6, 3), in_channels=3, num_classes=1000, bias=False, bottleneck=True, widen=2)
