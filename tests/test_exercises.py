@@ -1,10 +1,19 @@
-"""d2lcnn.exercises: one line, right or not quite, with the reason computed from real layers."""
+"""d2lcnn.exercises: one line per check; a hint at the first wrong answer, the worked answer at the
+second; answer forms read the same way by every check."""
 
 from __future__ import annotations
 
+import pytest
 from torch import nn
 
 from d2lcnn import exercises
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    exercises.reset()
+    yield
+    exercises.reset()
 
 
 def verdict(capsys) -> str:
@@ -13,21 +22,59 @@ def verdict(capsys) -> str:
     return out
 
 
-def test_check_output_shape(capsys):
-    layer = nn.Sequential(nn.Conv2d(1, 6, 5), nn.AvgPool2d(2))
-    assert exercises.check_output_shape((1, 6, 12, 12), layer, (1, 1, 28, 28))
-    assert verdict(capsys).startswith("Right: (1, 1, 28, 28) -> (1, 6, 12, 12)")
-    assert exercises.check_output_shape([1, 6, 12, 12], layer, (1, 1, 28, 28))   # a list will do
-    capsys.readouterr()
-    assert not exercises.check_output_shape((1, 6, 14, 14), layer, (1, 1, 28, 28))
+STAGE = nn.Sequential(nn.Conv2d(1, 6, 5), nn.AvgPool2d(2))
+
+
+def test_check_output_shape_right_in_every_form(capsys):
+    for answer in [(1, 6, 12, 12), [1, 6, 12, 12], "(1, 6, 12, 12)", "1, 6, 12, 12", "[1,6,12,12]"]:
+        assert exercises.check_output_shape(answer, STAGE, (1, 1, 28, 28)), answer
+        assert verdict(capsys).startswith("Right: (1, 1, 28, 28) -> (1, 6, 12, 12)")
+
+
+def test_check_output_shape_hint_first_then_the_worked_answer(capsys):
+    assert not exercises.check_output_shape((1, 6, 14, 14), STAGE, (1, 1, 28, 28))
+    hint = verdict(capsys)
+    assert hint.startswith("Not quite") and "height, width are not right" in hint
+    assert "(in + 2*padding - kernel) // stride + 1" in hint and "Conv2d(1, 6, kernel_size=(5, 5)" in hint
+    assert "(1, 6, 12, 12)" not in hint and "12" not in hint          # no answer in the hint
+    assert not exercises.check_output_shape("(1, 6, 13, 13)", STAGE, (1, 1, 28, 28))   # edited, rerun
+    worked = verdict(capsys)
+    assert "the output is (1, 6, 12, 12)" in worked
+    assert "Conv2d (1, 6, 24, 24) -> AvgPool2d (1, 6, 12, 12)" in worked
+    assert exercises.check_output_shape((1, 6, 12, 12), STAGE, (1, 1, 28, 28))
+
+
+def test_check_output_shape_without_the_batch_dimension(capsys):
+    assert not exercises.check_output_shape((6, 12, 12), STAGE, (1, 1, 28, 28))
     out = verdict(capsys)
-    assert out.startswith("Not quite") and "Conv2d (1, 6, 24, 24) -> AvgPool2d (1, 6, 12, 12)" in out
-    assert not exercises.check_output_shape((6, 12, 12), layer, (1, 1, 28, 28))
-    assert "starts with the batch dimension" in verdict(capsys)
-    assert not exercises.check_output_shape(12, layer, (1, 1, 28, 28))
-    assert "should be a shape" in verdict(capsys)
-    assert not exercises.check_output_shape(None, layer, (1, 1, 28, 28))
+    assert "4 dimensions, (N, C, H, W), starting with the batch dimension" in out and "12, 12)" not in out
+
+
+def test_check_output_shape_refuses_other_forms_without_counting_a_try(capsys):
+    for answer in [12, "12", "twelve", (1.5, 6), True]:
+        assert not exercises.check_output_shape(answer, STAGE, (1, 1, 28, 28))
+        out = verdict(capsys)
+        assert out.startswith("Not an answer yet") and "like (N, C, H, W)" in out and "12, 12" not in out
+    assert not exercises.check_output_shape((1, 6, 14, 14), STAGE, (1, 1, 28, 28))
+    assert "Hint:" in verdict(capsys)                                  # still the first real try
+    assert not exercises.check_output_shape(None, STAGE, (1, 1, 28, 28))
     assert "Write your answer" in verdict(capsys)
+
+
+def test_questions_are_counted_apart(capsys):
+    assert not exercises.check_output_shape((1, 6, 14, 14), STAGE, (1, 1, 28, 28))
+    assert not exercises.check_output_shape((1, 6, 13, 13), STAGE, (1, 1, 32, 32))   # another question
+    assert "Hint:" in capsys.readouterr().out.splitlines()[1]
+    assert not exercises.check_output_shape((1, 6, 1, 1), STAGE, (1, 1, 28, 28), question="q1")
+    assert "Hint:" in verdict(capsys)                                  # named: a question of its own
+    exercises.reset("q1")
+    assert not exercises.check_output_shape((1, 6, 1, 1), STAGE, (1, 1, 28, 28), question="q1")
+    assert "Hint:" in verdict(capsys)
+
+
+def test_check_output_shape_with_a_hint_of_the_notebook(capsys):
+    assert not exercises.check_output_shape((1, 6, 14, 14), STAGE, (1, 1, 28, 28), hint="look at the pool.")
+    assert "Hint: look at the pool." in verdict(capsys)
 
 
 def test_check_output_shape_when_the_input_does_not_fit(capsys):
@@ -35,28 +82,53 @@ def test_check_output_shape_when_the_input_does_not_fit(capsys):
     assert "does not fit" in verdict(capsys)
 
 
-def test_check_params(capsys):
+def test_check_params_two_steps(capsys):
     conv = nn.Conv2d(6, 16, 5)
-    assert exercises.check_params(2416, conv)
-    assert verdict(capsys) == "Right: 2,416 parameters.\n"
-    assert exercises.check_params("2,416", conv)
-    capsys.readouterr()
     assert not exercises.check_params(2400, conv)
-    out = verdict(capsys)
-    assert "bias (16,) = 16" in out and "out_channels x (in_channels / groups)" in out
+    hint = verdict(capsys)
+    assert "is too few" in hint and "out_channels x (in_channels / groups)" in hint
+    assert "Conv2d(6, 16, kernel_size=(5, 5)" in hint and "2,416" not in hint and "= 16" not in hint
+    assert not exercises.check_params("2,500", conv)
+    worked = verdict(capsys)
+    assert "it has 2,416" in worked and "bias (16,) = 16" in worked and "weight (16, 6, 5, 5) = 2,400" in worked
+
+
+def test_check_params_forms(capsys):
+    conv = nn.Conv2d(6, 16, 5)
+    for answer in [2416, "2,416", "2_416", " 2416 ", 2416.0]:
+        assert exercises.check_params(answer, conv), answer
+        assert verdict(capsys) == "Right: 2,416 parameters.\n"
+    for answer in ["many", (16, 6, 5, 5), "(2, 416)", 2416.5]:
+        assert not exercises.check_params(answer, conv)
+        out = verdict(capsys)
+        assert out.startswith("Not an answer yet") and "one whole number like 1234 or '1,234'" in out
+    assert not exercises.check_params(None, conv)
+    assert "Write your answer" in verdict(capsys)
+
+
+def test_check_params_formulas_for_other_layers(capsys):
     assert not exercises.check_params(4, nn.BatchNorm2d(16))
     assert "running mean and variance are buffers" in verdict(capsys)
     assert not exercises.check_params(1, nn.MaxPool2d(2))
     assert "have no parameters" in verdict(capsys)
-    assert not exercises.check_params("many", conv)
-    assert "you wrote 'many'" in verdict(capsys)
+    assert not exercises.check_params(10, nn.Linear(6400, 4096))
+    assert "in_features x out_features" in verdict(capsys)
 
 
-def test_check_value(capsys):
+def test_check_value_two_steps(capsys):
     assert exercises.check_value(5, 5)
     assert verdict(capsys) == "Right: 5.\n"
-    assert not exercises.check_value(3, 5, because="two stacked 3x3 convolutions see 5x5")
-    assert verdict(capsys) == "Not quite: expected 5, not 3, because two stacked 3x3 convolutions see 5x5.\n"
+    assert exercises.check_value("5", 5)
+    capsys.readouterr()
+    assert not exercises.check_value(3, 5, because="two stacked 3x3 convolutions see 5x5",
+                                     hint="each 3x3 layer adds 2 to the side.")
+    assert verdict(capsys) == ("Not quite: 3 is too low. Hint: each 3x3 layer adds 2 to the side. "
+                               f"{exercises.AGAIN}\n")
+    assert not exercises.check_value(7, 5, because="two stacked 3x3 convolutions see 5x5")
+    assert verdict(capsys) == "Not quite: you wrote 7; the answer is 5, because two stacked 3x3 convolutions see 5x5.\n"
     assert exercises.check_value(0.101, 0.1, tolerance=0.05)
+    capsys.readouterr()
+    assert not exercises.check_value("five", 5)
+    assert verdict(capsys).startswith("Not an answer yet: the answer is a whole number")
     assert not exercises.check_value(None, 5)
     assert "Write your answer" in capsys.readouterr().out
