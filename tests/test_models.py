@@ -17,6 +17,7 @@ from d2lcnn.models.vgg import VGG16, vgg_block
 PINNED = {
     ("lenet", "fashion"): 61_706,
     ("lenet", "paper"): 61_706,
+    ("bn_lenet", "fashion"): 44_878,
     ("alexnet", "fashion"): 46_764_746,
     ("alexnet", "paper"): 61_100_840,
     ("alexnet_towers", "paper"): 60_965_224,
@@ -26,7 +27,8 @@ PINNED = {
     ("nin", "fashion"): 1_992_166,
     ("nin", "paper"): 7_439_608,
     ("googlenet", "fashion"): 5_977_530,
-    ("googlenet", "paper"): 6_998_552,
+    ("googlenet", "paper"): 6_624_904,
+    ("inception_v3", "paper"): 23_834_568,
     ("resnet18", "fashion"): 11_178_378,
     ("resnet18", "paper"): 11_689_512,
     ("resnet34", "paper"): 21_797_672,

@@ -97,4 +97,5 @@ from . import alexnet  # noqa: E402,F401
 from . import vgg  # noqa: E402,F401
 from . import nin  # noqa: E402,F401
 from . import googlenet  # noqa: E402,F401
+from . import inception_v3  # noqa: E402,F401
 from . import resnet  # noqa: E402,F401
