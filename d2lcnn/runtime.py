@@ -14,9 +14,15 @@ QUICK_ENV = "D2LCNN_QUICK"
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to train on: the one asked for, else CUDA, else Apple MPS, else the CPU."""
+    """The device to train on: the one asked for, else CUDA, else Apple MPS, else the CPU.
+
+    A device asked for that this machine does not have (``cuda`` without a GPU, a typo like
+    ``gpu``) is refused with :class:`d2lcnn.guards.DeviceError`, which lists those it has.
+    """
     if device is not None:
-        return torch.device(device)
+        from .guards import resolve_device
+
+        return resolve_device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

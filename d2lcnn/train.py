@@ -12,8 +12,14 @@ What it does for you, and why:
 * **Honest in a notebook.** A progress bar and a live plot of the curves; in a terminal, one
   line per epoch on stderr (stdout stays free for results). The stop button (or Ctrl-C) stops after the current step and keeps the model
   and the history; ``fit()`` then continues exactly where it stopped.
-* **Checkpoints** hold model, optimizer, history and recipe, are written atomically and loaded
-  with ``weights_only=True``; one of another architecture is refused with a clear message.
+* **Checkpoints** (:mod:`d2lcnn.checkpoint`) hold model, optimizer, history, recipe and data
+  settings; they are written atomically and loaded all or nothing: one of another architecture,
+  or one that does not fit, is refused before anything changes.
+* **Nothing fails silently.** A bad setting is refused when the Recipe or the Trainer is made
+  (:mod:`d2lcnn.guards`), before any data loads; so is an image size the model cannot take. A
+  loss that becomes NaN/inf stops the fit (the weights go back to the last good epoch); a run
+  stuck at chance level, a long run on a CPU, and a Trainer about to re-initialise a trained
+  network each get a warning that says what to do.
 * **Quick mode** (``D2LCNN_QUICK=1``) caps epochs, steps, batch size and evaluation so that CI
   runs every notebook in seconds on a CPU without a change to the notebook.
 """
@@ -26,9 +32,9 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +42,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoint
 from . import models as registry
-from .data import FashionMNIST
+from .checkpoint import CheckpointError
+from .data import CLASSES, FashionMNIST
+from .guards import check_count, check_model_fits, check_recipe
 from .runtime import default_device, quick_mode
 
 QUICK = {"epochs": 1, "steps": 5, "batch_size": 32, "eval_examples": 256}
 """What quick mode allows at most: epochs per fit, steps per epoch, batch size, test examples."""
 
-CHECKPOINT_FORMAT = "d2lcnn-checkpoint-1"
+CHANCE = 0.2
+"""Test accuracy below this after two epochs or more counts as stuck at chance (10 classes: 0.1)."""
+
+LONG_RUN_S = 300
+"""A fit expected to take longer than this (seconds) gets a warning that says how to shorten it."""
+
+DATA_SETTINGS = ("batch_size", "resize", "augment", "normalize", "seed")
+"""The data pipeline's settings a checkpoint records (they decide what the model saw)."""
 
 # torch.OutOfMemoryError exists from torch 2.5; before that only the CUDA one.
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
@@ -73,6 +89,9 @@ class Recipe:
     init: str = "kaiming"         # "xavier" (the book's), "kaiming" (for ReLU nets) or "none"
     clip_grad_norm: float = 5.0   # 0 turns clipping off
 
+    def __post_init__(self):
+        check_recipe(self)  # a bad value is refused here, with the fix, not at the first step
+
     @classmethod
     def book(cls, name: str, **changes) -> "Recipe":
         """The book's recipe for a registered model: plain SGD, constant rate, Xavier init.
@@ -101,8 +120,19 @@ class Recipe:
         return dataclasses.replace(cls(resize=resize), **{**spec.modern, **changes})
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit this model (another architecture or other shapes)."""
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the message says in which epoch and what to try."""
+
+
+class TrainingWarning(UserWarning):
+    """Something about a run the student should know: stuck at chance, a long run, lost weights."""
+
+
+def warn(message: str) -> None:
+    """Show ``message`` as a TrainingWarning every time (Python shows a repeated warning once)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", TrainingWarning)
+        warnings.warn(message, TrainingWarning, stacklevel=3)
 
 
 class TrainingOutOfMemory(RuntimeError):
@@ -115,11 +145,17 @@ def init_weights(model: nn.Module, how: str) -> None:
     "kaiming" is what lets deep ReLU networks without normalisation (AlexNet, VGG, NiN) start
     learning at once; with the book's Xavier weights and a large constant learning rate they
     sometimes never leave chance level.
+
+    Every layer is first reset to PyTorch's own initialisation, so that under the same seed the
+    same network comes out every time (biases included); "none" leaves the weights as they are.
     """
+    if how not in ("xavier", "kaiming", "none"):
+        raise ValueError(f"init must be 'xavier', 'kaiming' or 'none', got {how!r}")
     if how == "none":
         return
-    if how not in ("xavier", "kaiming"):
-        raise ValueError(f"init must be 'xavier', 'kaiming' or 'none', got {how!r}")
+    for m in model.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
     for m in model.modules():
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             continue
@@ -173,8 +209,12 @@ class Trainer:
         compile: run the model through ``torch.compile``.
         amp: mixed precision; default on for CUDA (see :func:`amp_dtype`).
         channels_last: channels-last memory format; default on for CUDA.
-        seed: seeds the weights' initialisation and the data order.
+        seed: seeds the weights' initialisation and the data order: the same seed gives the
+            same network and the same run.
         name: the architecture's name recorded in checkpoints (default: the registry's tag).
+
+    Everything is checked before the data loads: the device exists, and an image of the data's
+    size fits the model (otherwise InputMismatchError names the layer where it breaks).
     """
 
     def __init__(self, model: nn.Module, data: FashionMNIST | None = None, recipe: Recipe | None = None,
@@ -185,14 +225,20 @@ class Trainer:
         self.device = default_device(device if device is not None else (data.device if data else None))
         self.quick = quick_mode()
         self.seed = seed
-        torch.manual_seed(seed)
-        if data is None:
-            data = FashionMNIST(batch_size=self.recipe.batch_size, resize=self.recipe.resize,
-                                device=self.device, augment=self.recipe.augment,
-                                normalize=self.recipe.normalize, seed=seed)
-        self.data = data
         self.name = name or getattr(model, "d2lcnn_name", type(model).__name__)
+        resize = data.resize if data is not None else self.recipe.resize
+        check_model_fits(model, (1, 1, resize, resize), len(CLASSES),
+                         what=f"Fashion-MNIST at resize={resize}")
+        trained = getattr(model, "d2lcnn_trained_epochs", None)
+        if trained is not None and self.recipe.init != "none":
+            warn(f"this network was trained already ({trained} finished epoch{'s' if trained != 1 else ''}); a new "
+                 f"Trainer re-initialises its weights (init={self.recipe.init!r}), so that training is gone. "
+                 "To train it further, call fit() again on the Trainer you had; to start a new Trainer "
+                 "from its weights, give it a recipe with init='none'.")
+        torch.manual_seed(seed)
         init_weights(model, self.recipe.init)
+        self._own_data = data is None
+        self.data = data if data is not None else self._make_data(self.recipe)
         cuda = self.device.type == "cuda"
         self.channels_last = cuda if channels_last is None else channels_last
         self.amp_dtype = amp_dtype(self.device) if (amp is None or amp) else None
@@ -216,10 +262,36 @@ class Trainer:
         self.epoch = 0              # finished epochs
         self._plan: dict | None = None   # the current fit: epochs to reach, steps, position
         self._stop = False
+        self._in_step = False       # a second Ctrl-C waits for the step to be applied and counted
+        self._raise_after_step = False
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+                        **kwargs) -> "Trainer":
+        """A Trainer for a checkpoint of a registered network: the same architecture, recipe and
+        data settings, with the weights, optimizer, history and position restored.
+
+        ``fit()`` then finishes an interrupted run; ``fit(n)`` trains ``n`` more epochs.
+        """
+        state = checkpoint.read(path, map_location="cpu")
+        name, _, config = state["arch"].partition("/")
+        try:
+            spec = registry.spec(name, config or "fashion")
+        except KeyError:
+            raise CheckpointError(f"{path} holds {state['arch']!r}, which is not a registered network; "
+                                  "build it yourself and use Trainer(model, ...).load(path).") from None
+        recipe = cls._recipe_of(path, state)
+        return cls(spec.build(), recipe=dataclasses.replace(recipe, init="none"), device=device,
+                   seed=state["data"].get("seed", 0), **kwargs).load(path)
 
     # ------------------------------------------------------------------------------------------
     # Set-up
     # ------------------------------------------------------------------------------------------
+
+    def _make_data(self, recipe: Recipe, seed: int | None = None) -> FashionMNIST:
+        return FashionMNIST(batch_size=recipe.batch_size, resize=recipe.resize, device=self.device,
+                            augment=recipe.augment, normalize=recipe.normalize,
+                            seed=self.seed if seed is None else seed)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         r = self.recipe
@@ -227,20 +299,31 @@ class Trainer:
         no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() <= 1]
         groups = [{"params": decay, "weight_decay": r.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0)
+        optimizer = torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0)
+        # Counts the updates really applied, so that an interrupt landing between the update and
+        # the loop's own count cannot make a resumed fit apply that update twice.
+        self._updates = 0
+        optimizer.register_step_post_hook(self._count_update)
+        return optimizer
+
+    def _count_update(self, optimizer, args, kwargs) -> None:
+        self._updates += 1
 
     @property
     def batch_size(self) -> int:
         """The batch size actually used (quick mode caps it)."""
         return min(self.data.batch_size, QUICK["batch_size"]) if self.quick else self.data.batch_size
 
+    @property
+    def interrupted(self) -> bool:
+        """True when the last fit stopped before its end (``fit()`` continues it)."""
+        return bool(self.history) and bool(self.history[-1].get("interrupted"))
+
     def lr_at(self, step: int, total: int) -> float:
         """The learning rate at ``step`` of ``total``: constant, or linear warm-up then cosine to 0."""
         r = self.recipe
         if r.schedule == "constant":
             return r.lr
-        if r.schedule != "onecycle":
-            raise ValueError(f"schedule must be 'constant' or 'onecycle', got {r.schedule!r}")
         warm = max(1, int(r.warmup * total))
         if step < warm:
             return r.lr * (step + 1) / warm
@@ -307,17 +390,22 @@ class Trainer:
     def _stop_on_interrupt(self):
         """While training, SIGINT (Ctrl-C, the notebook's stop button) sets the stop flag.
 
-        A second interrupt while stopping raises ``KeyboardInterrupt`` as usual.
+        A second interrupt while stopping raises ``KeyboardInterrupt`` as usual, but never in the
+        middle of a step: it waits until the step's update is applied and counted.
         """
         self._stop = False
+        self._raise_after_step = False
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum, frame):
-            if self._stop:
+            if not self._stop:
+                self._stop = True
+            elif self._in_step:
+                self._raise_after_step = True
+            else:
                 raise KeyboardInterrupt
-            self._stop = True
 
         previous = signal.signal(signal.SIGINT, handler)
         try:
@@ -330,7 +418,14 @@ class Trainer:
 
         Called without ``epochs`` after an interruption, it finishes the interrupted plan: the
         same batches in the same order from the step where it stopped, on the same schedule.
+        Called with ``epochs``, it starts a new plan: a new learning-rate schedule over those
+        epochs (warm-up included), continuing from the current weights.
+
+        Raises TrainingDiverged when the loss becomes NaN/inf (the weights are put back as they
+        were at the start of that epoch, and the history keeps a record of it).
         """
+        if epochs is not None:
+            check_count("epochs", epochs, "fit(n) trains n more epochs.")
         if epochs is not None or self._plan is None or self._plan["done"]:
             epochs = self.recipe.epochs if epochs is None else epochs
             if self.quick:
@@ -339,8 +434,11 @@ class Trainer:
                                                 batch_size=self.batch_size))
             if self.quick:
                 steps = min(steps, QUICK["steps"])
+            if steps == 0:
+                raise ValueError(f"no training batch: {len(self.data.train_labels)} training images on "
+                                 f"{self.world_size} process(es). Use more data (a larger subset).")
             self._plan = {"start": self.epoch, "end": self.epoch + epochs, "steps": steps,
-                          "step": 0, "done": False}
+                          "step": 0, "done": False, "partial": None, "warned": []}
         plan = self._plan
         for cb in self.callbacks:
             if hasattr(cb, "on_fit_start"):
@@ -352,7 +450,7 @@ class Trainer:
                     self._run_epoch(plan, progress)
         except KeyboardInterrupt:
             # An interrupt the handler could not turn into a flag (outside the main thread, or a
-            # second Ctrl-C): stop here; the model, the history and the position are kept.
+            # second Ctrl-C during an evaluation): stop here; model, history and position are kept.
             pass
         except OutOfMemoryError:
             if self.device.type == "cuda":
@@ -364,8 +462,27 @@ class Trainer:
                 "smaller resize, or mixed precision (amp=True); restart the kernel if memory stays "
                 "full. The model and its history are kept.") from None
         finally:
+            self.model.d2lcnn_trained_epochs = self.epoch   # a later Trainer warns before re-initialising
             if progress is not None:
                 progress.close()
+
+    def _step(self, X, y, lr, sums, plan) -> None:
+        """One counted step: the update and its bookkeeping happen together or not at all."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self._in_step = True
+        try:
+            loss, right = self.train_step(X, y)
+            sums["loss"] += loss * len(y)
+            sums["correct"] += right
+            sums["nonfinite"] += ~torch.isfinite(loss)
+            sums["seen"] += len(y)
+            plan["step"] += 1
+            self._counted = self._updates
+        finally:
+            self._in_step = False
+        if self._raise_after_step:
+            raise KeyboardInterrupt
 
     def _run_epoch(self, plan: dict, progress) -> dict:
         epoch = self.epoch
@@ -373,123 +490,225 @@ class Trainer:
         batches = self.data.train_batches(epoch=epoch, start=step_in_epoch, rank=self.rank,
                                           world_size=self.world_size, batch_size=self.batch_size)
         total_steps = (plan["end"] - plan["start"]) * plan["steps"]
+        # What an interrupted part of this epoch already did is carried on, so that the record
+        # of the finished epoch covers all of it.
+        partial = plan.get("partial") or {"loss": 0.0, "correct": 0, "nonfinite": 0, "seen": 0, "seconds": 0.0}
+        sums = {"loss": torch.full((), float(partial["loss"]), device=self.device),
+                "correct": torch.full((), int(partial["correct"]), device=self.device, dtype=torch.long),
+                "nonfinite": torch.full((), int(partial["nonfinite"]), device=self.device, dtype=torch.long),
+                "seen": int(partial["seen"])}
+        good = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if step_in_epoch == 0 else None
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen, start, lr = 0, time.perf_counter(), None
+        start, lr, evaluated = time.perf_counter(), None, None
+        self._counted = self._updates
         try:
             for X, y in batches:
-                if step_in_epoch >= plan["steps"]:
+                if plan["step"] - (epoch - plan["start"]) * plan["steps"] >= plan["steps"]:
                     break
                 lr = self.lr_at(plan["step"], total_steps)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                loss, right = self.train_step(X, y)
-                loss_sum += loss * len(y)
-                correct += right
-                seen += len(y)
-                plan["step"] += 1
-                step_in_epoch += 1
+                self._step(X, y, lr, sums, plan)
+                done = plan["step"] - (epoch - plan["start"]) * plan["steps"]
                 if progress is not None:
-                    progress.step(epoch, step_in_epoch / plan["steps"], loss_sum, correct, seen)
+                    progress.step(epoch, done / plan["steps"], sums["loss"], sums["correct"], sums["seen"])
+                self._estimate(plan, start, done - step_in_epoch)
                 if self._stop:
                     break
         except KeyboardInterrupt:
-            # A raw KeyboardInterrupt (no handler of ours: outside the main thread, or a second
-            # Ctrl-C): stop now and still record the partial epoch. A step cut short is not
-            # counted, so fit() redoes it (its update may have been applied already).
+            # A raw KeyboardInterrupt (no handler of ours: outside the main thread): stop now and
+            # still record the partial epoch. An update applied but not yet counted is counted
+            # (its loss is not in the sums); one cut short is redone by the next fit().
             self._stop = True
-        train_seconds = time.perf_counter() - start
+            if self._updates > self._counted:
+                plan["step"] += 1
+        step_in_epoch = plan["step"] - (epoch - plan["start"]) * plan["steps"]
+        seen = sums["seen"]
+        train_seconds = partial["seconds"] + time.perf_counter() - start
+        loss_sum, correct, nonfinite = sums["loss"].item(), sums["correct"].item(), sums["nonfinite"].item()
         record = {"epoch": epoch + 1,
-                  "train_loss": loss_sum.item() / seen if seen else None,
-                  "train_acc": correct.item() / seen if seen else None,
-                  "lr": lr,
-                  "examples_per_s": seen * self.world_size / max(train_seconds, 1e-9),
+                  "train_loss": loss_sum / seen if seen else None,
+                  "train_acc": correct / seen if seen else None,
+                  "lr": lr if lr is not None else (self.lr_at(max(plan["step"] - 1, 0), total_steps)),
+                  "examples_per_s": (seen - partial["seen"]) * self.world_size / max(time.perf_counter() - start, 1e-9),
                   "device": str(self.device), "quick": self.quick}
-        interrupted = self._stop and step_in_epoch < plan["steps"]
-        if interrupted:
+        finished_training = step_in_epoch >= plan["steps"]
+        if finished_training and not nonfinite:
+            try:
+                evaluated = self.evaluate()
+            except KeyboardInterrupt:
+                self._stop = True
+        if evaluated is None:
+            plan["partial"] = {"loss": loss_sum, "correct": correct, "nonfinite": nonfinite, "seen": seen,
+                               "seconds": train_seconds}
+        diverged = bool(nonfinite) or (evaluated is not None and not math.isfinite(evaluated["test_loss"]))
+        if diverged:
+            record.update(test_loss=None, test_acc=None, seconds=train_seconds, interrupted=False, diverged=True,
+                          nonfinite_steps=nonfinite)
+        elif evaluated is None:
             record.update(test_loss=None, test_acc=None, seconds=train_seconds, interrupted=True,
-                          steps_done=step_in_epoch)
+                          steps_done=step_in_epoch, stopped_in="evaluation" if finished_training else "training")
         else:
-            record.update(self.evaluate())
-            record.update(seconds=time.perf_counter() - start, interrupted=False)
+            record.update(evaluated)
+            record.update(seconds=partial["seconds"] + time.perf_counter() - start, interrupted=False)
             self.epoch += 1
             plan["step"] = (self.epoch - plan["start"]) * plan["steps"]
             plan["done"] = self.epoch >= plan["end"]
+            plan["partial"] = None
         self.history.append(record)
         if progress is not None:
             progress.epoch_end(record)
-        if not interrupted:
+        if diverged:
+            self._diverged(record, good, plan)
+        if not record["interrupted"]:
+            self._watch_chance(record, plan)
             for cb in self.callbacks:
                 if hasattr(cb, "on_epoch_end"):
                     cb.on_epoch_end(self, record)
         return record
+
+    def _diverged(self, record: dict, good: dict | None, plan: dict) -> None:
+        """Put the weights back to the start of the epoch (when known) and say what happened."""
+        restored = "The weights are left as they are (the epoch began before an interruption)."
+        if good is not None:
+            self.model.load_state_dict(good)
+            self.optimizer.state.clear()   # momentum that saw NaN gradients would bring them back
+            restored = (f"The weights were put back as they were at the start of epoch {record['epoch']}"
+                        " (the optimizer's momentum was cleared); the history keeps this epoch's record.")
+        self._plan = None
+        steps = record.get("nonfinite_steps") or 0
+        where = f"in {steps} of its steps" if steps else "in the evaluation"
+        bigger = "" if self.recipe.clip_grad_norm else ", gradient clipping (clip_grad_norm=5.0)"
+        raise TrainingDiverged(
+            f"training diverged in epoch {record['epoch']}: the loss became NaN or infinite {where} "
+            f"(learning rate {self.recipe.lr:g}). {restored} Try a lower learning rate, e.g. "
+            f"lr={self.recipe.lr / 10:g}{bigger}, or init='kaiming' for a ReLU network; then make a new "
+            "Trainer.")
+
+    def _watch_chance(self, record: dict, plan: dict) -> None:
+        """Warn once per fit when test accuracy is still near chance after two epochs."""
+        if self.quick or "chance" in plan["warned"] or self.epoch - plan["start"] < 2:
+            return
+        if record["test_acc"] is not None and record["test_acc"] < CHANCE:
+            plan["warned"].append("chance")
+            warn(f"after {self.epoch - plan['start']} epochs the test accuracy is {record['test_acc']:.3f}, about "
+                 f"chance (0.1 for 10 classes): this network is not learning. Likely causes: the learning rate "
+                 f"(lr={self.recipe.lr:g}) is too small or too large; the initialisation (init="
+                 f"{self.recipe.init!r}; try 'xavier' for sigmoid networks, 'kaiming' for ReLU ones); saturated "
+                 "sigmoids (large inputs or weights). Stop it (the stop button) and try another recipe.")
+
+    def _estimate(self, plan: dict, start: float, steps_here: int) -> None:
+        """Once per fit, after 10 s: warn when the whole fit would take longer than LONG_RUN_S."""
+        if "estimate" in plan["warned"] or steps_here < 2:
+            return
+        elapsed = time.perf_counter() - start
+        if elapsed < 10:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)   # once per fit: the host ran ahead of the GPU
+            elapsed = time.perf_counter() - start
+        plan["warned"].append("estimate")
+        total_steps = (plan["end"] - plan["start"]) * plan["steps"]
+        left = (total_steps - plan["step"]) * elapsed / steps_here
+        if left < LONG_RUN_S:
+            return
+        warn(f"this fit will take about {_duration(left)} more on {self.device} ({elapsed / steps_here:.2f} s per "
+             f"step, {total_steps - plan['step']:,} steps left). To finish sooner: use the notebook's CPU setting, "
+             f"a smaller resize (now {self.data.resize}), fewer epochs or a subset of the data "
+             "(FashionMNIST(subset=...)); on Colab, choose a GPU runtime. The stop button stops it after the "
+             "current step; fit() continues from there.")
 
     # ------------------------------------------------------------------------------------------
     # Checkpoints
     # ------------------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write model, optimizer, history and recipe to ``path`` atomically.
+        """Write model, optimizer, history, recipe and data settings to ``path`` atomically.
 
-        The file is written next to its destination and renamed over it only when complete, so
-        a crash mid-write leaves the previous checkpoint intact.
+        A crash or a kill mid-write leaves the previous checkpoint intact (see
+        :mod:`d2lcnn.checkpoint`).
         """
-        path = Path(path)
-        state = {"format": CHECKPOINT_FORMAT, "arch": self.name,
+        state = {"format": checkpoint.FORMAT, "arch": self.name,
                  "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                  "optimizer": self.optimizer.state_dict(), "history": self.history,
-                 "recipe": dataclasses.asdict(self.recipe), "epoch": self.epoch,
-                 "plan": dict(self._plan) if self._plan else None}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                 "recipe": dataclasses.asdict(self.recipe),
+                 "data": {key: getattr(self.data, key) for key in DATA_SETTINGS},
+                 "epoch": self.epoch,
+                 "plan": _plain(self._plan) if self._plan else None}
+        return checkpoint.save(state, path)
+
+    @staticmethod
+    def _recipe_of(path, state: dict) -> Recipe:
+        checkpoint.check_fields(path, "recipe", state["recipe"], [f.name for f in dataclasses.fields(Recipe)])
         try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return path
+            return Recipe(**state["recipe"])
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: its recipe is invalid ({exc}). Nothing was loaded.") from None
 
     def load(self, path: str | os.PathLike) -> "Trainer":
-        """Restore model, optimizer, history and recipe from a checkpoint written by :meth:`save`.
+        """Restore model, optimizer, history, recipe and position from a checkpoint, all or nothing.
 
+        Everything is checked before anything changes: the format, the architecture's name
+        (a ``lenet/fashion`` checkpoint does not go into ``lenet/paper``, even where the shapes
+        would fit), every weight's shape, the recipe, and the data settings. A Trainer that made
+        its own data rebuilds it as the checkpoint's run saw it (normalised or not, its resize);
+        one given other data refuses a checkpoint trained on data prepared differently.
         A checkpoint saved after an interruption remembers where the fit stopped: ``fit()``
         after ``load`` finishes it, on the same batches and schedule.
         """
-        path = Path(path)
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as exc:
-            raise CheckpointError(f"{path} is not a readable d2lcnn checkpoint ({exc})") from exc
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a d2lcnn checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+        state = checkpoint.read(path, map_location=self.device)
         ours, theirs = self.model.state_dict(), state["model"]
         problems = [f"{k}: {tuple(theirs[k].shape)} in the file, {tuple(ours[k].shape)} in the model"
                     for k in ours if k in theirs and theirs[k].shape != ours[k].shape]
         problems += [f"missing {k}" for k in ours if k not in theirs]
         problems += [f"unexpected {k}" for k in theirs if k not in ours]
-        if problems:
+        if state["arch"] != self.name or problems:
             shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-            raise CheckpointError(f"{path} holds a checkpoint of {state['arch']!r}, but this model is "
-                                  f"{self.name!r} and does not fit it: {shown}. Build the same "
-                                  "architecture (models.build with the same name and arguments).")
+            raise CheckpointError(
+                f"{path} holds a checkpoint of {state['arch']!r}, but this model is {self.name!r}"
+                + (f" and does not fit it: {shown}" if problems else "") + ". Nothing was loaded. Build the same "
+                "architecture (models.build with the name and configuration of the checkpoint), or use "
+                "Trainer.from_checkpoint(path).")
+        recipe = self._recipe_of(path, state)
+        checkpoint.check_fields(path, "data settings", state["data"], list(DATA_SETTINGS))
+        data = self.data
+        if self._own_data:
+            if any(getattr(self.data, k) != v for k, v in state["data"].items()):
+                data = self._make_data(recipe, seed=state["data"]["seed"])
+        else:
+            differ = [f"{k}={v!r} in the checkpoint, {getattr(self.data, k)!r} in this Trainer's data"
+                      for k, v in state["data"].items() if k != "seed" and getattr(self.data, k) != v]
+            if differ:
+                raise CheckpointError(
+                    f"{path} was trained on data prepared differently: {'; '.join(differ)}. Nothing was "
+                    "loaded. Give the Trainer FashionMNIST(...) with the checkpoint's settings, or no data "
+                    "at all (it then makes the checkpoint's).")
+        optimizer = torch.optim.SGD([{"params": g["params"]} for g in self.optimizer.param_groups], lr=recipe.lr)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path}: its optimizer state does not fit this model ({exc}). "
+                                  "Nothing was loaded.") from None
+        # All checked: now change everything.
         self.model.load_state_dict(theirs)
-        self.recipe = Recipe(**state["recipe"])
+        self.recipe, self.data = recipe, data
         self.optimizer = self._make_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = list(state["history"])
         self.epoch = int(state["epoch"])
-        # An interrupted fit saved mid-epoch goes on from the same step after loading.
-        plan = state.get("plan")
-        self._plan = dict(plan) if plan and not plan["done"] else None
+        self.model.d2lcnn_trained_epochs = self.epoch
+        plan = state["plan"]
+        self._plan = _plain(plan) if plan and not plan["done"] else None
         return self
+
+
+def _plain(plan: dict) -> dict:
+    """A copy of a plan (nested dicts and lists copied too)."""
+    return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in plan.items()}
+
+
+def _duration(seconds: float) -> str:
+    """3725 -> '1 h 2 min', 420 -> '7 min'."""
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
 
 class _Progress:

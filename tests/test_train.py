@@ -105,9 +105,15 @@ def test_checkpoint_round_trip(tmp_path, small):
 def test_checkpoint_of_another_architecture_is_refused(tmp_path, small):
     t = make(small)
     path = t.save(tmp_path / "lenet.pt")
-    other = train.Trainer(models.build("nin"), data=small)
-    with pytest.raises(train.CheckpointError, match="checkpoint of 'lenet/fashion'.*'nin/fashion'"):
+    other = train.Trainer(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), data=small)
+    with pytest.raises(train.CheckpointError, match="checkpoint of 'lenet/fashion'.*'Sequential'.*missing 1.weight"):
         other.load(path)
+    # The same shapes under another name are refused too: the name is the architecture.
+    renamed = train.Trainer(models.build("lenet"), data=small, name="lenet/paper")
+    before = weights(renamed)
+    with pytest.raises(train.CheckpointError, match="checkpoint of 'lenet/fashion', but this model is 'lenet/paper'"):
+        renamed.load(path)
+    assert torch.equal(weights(renamed), before)
     wider = nn.Sequential(*conv_block(1, 8, padding=2), *conv_block(8, 16), *classifier(400))
     with pytest.raises(train.CheckpointError, match=r"0.weight: \(6, 1, 5, 5\) in the file, \(8, 1, 5, 5\)"):
         train.Trainer(wider, data=small).load(path)
@@ -135,7 +141,9 @@ def test_out_of_memory_message_names_the_batch(small):
             self.fc = nn.Linear(784, 10)
 
         def forward(self, x):
-            raise train.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+            if self.training:  # a batch of training images does not fit; one image did, when checked
+                raise train.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+            return self.fc(x.flatten(1))
 
     t = train.Trainer(Hungry(), data=small, recipe=train.Recipe(epochs=1))
     with pytest.raises(train.TrainingOutOfMemory, match="batch_size=50.*Try a smaller batch"):
