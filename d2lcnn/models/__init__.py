@@ -99,5 +99,8 @@ from . import nin  # noqa: E402,F401
 from . import googlenet  # noqa: E402,F401
 from . import inception_v3  # noqa: E402,F401
 from . import resnet  # noqa: E402,F401
+from . import resnext  # noqa: E402,F401
+from . import senet  # noqa: E402,F401
+from . import mobilenet  # noqa: E402,F401
 from . import shufflenet  # noqa: E402,F401
 from . import efficientnet  # noqa: E402,F401
