@@ -221,8 +221,8 @@ def test_widgets_on_concatenations_channel_weights_and_224(make, size, datasets)
 
 def test_feature_maps_image_by_class(datasets):
     fm = datasets[28]
-    widget = viz.feature_maps(models.build("lenet"), fm, n_images=30)
-    labels = fm.test_labels[:30]
+    widget = viz.feature_maps(models.build("lenet"), fm, n_images=10)
+    labels = fm.test_labels[:10]
     assert widget.by_class.value == int(labels[0])
     target = int(labels[5])
     moves_redraw(widget, "by_class", target)

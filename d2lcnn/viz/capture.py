@@ -5,15 +5,79 @@ after a convolution would otherwise overwrite the convolution's output we stored
 removed and the model's train/eval mode restored however the forward pass ends. A cache keeps
 the activations of the images already seen, so that a slider moving between layers or channels
 redraws without running the model again.
+
+The pictures and widgets refuse what they cannot draw before drawing anything, with one of the
+exceptions below (all ``ValueError``; an index out of range is also an ``IndexError``): a model
+with no convolution to show (:func:`require_conv_maps`), a layer that does not exist or is of
+the wrong kind (:func:`check_layer`), an image, unit, channel, class or snapshot number outside
+its range (:func:`check_range`). Each message says what was received, what is allowed and what
+to do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import operator
 
 import torch
 from torch import nn
+
+
+class VizError(ValueError):
+    """A picture or widget refused its arguments; the message says what to do instead."""
+
+
+class NoConvMaps(VizError):
+    """The model has no convolution with an image-shaped output: no filter, map or field to draw."""
+
+
+class UnknownLayer(KeyError, VizError):
+    """No layer of that name (a ``KeyError`` too, as a missing key of ``named_modules()``)."""
+
+    def __str__(self) -> str:            # the message as written, not KeyError's quoted repr
+        return str(self.args[0]) if self.args else ""
+
+
+class WrongLayer(VizError):
+    """A layer that exists but cannot be shown by this picture (a Linear for feature maps)."""
+
+
+class OutOfRange(VizError, IndexError):
+    """An image, unit, channel, class or snapshot number outside what there is."""
+
+
+def check_range(name: str, value, low: int, high: int, there: str, fix: str) -> int:
+    """``value`` as an int if it is a whole number in ``low..high``; otherwise OutOfRange saying
+    what was received, ``there`` (what there is), the allowed range and ``fix`` (what to do)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise VizError(f"{name}={value!r} is not a whole number ({type(value).__name__}): {there}, so {name} "
+                       f"must be a whole number in {low}..{high}. {fix}") from None
+    if not low <= number <= high:
+        raise OutOfRange(f"{name}={value!r} is out of range: {there}, so {name} must be in {low}..{high}. {fix}")
+    return number
+
+
+def require_conv_maps(model: nn.Module, offered: list[str], picture: str) -> list[str]:
+    """``offered`` (the layers ``picture`` can show) unless it is empty; then NoConvMaps.
+
+    The one guard of every picture of convolutions (filters, feature maps, receptive fields,
+    Grad-CAM, the training replay): a fully connected network has nothing for them to draw,
+    and says so, instead of failing on an empty list deep inside.
+    """
+    if offered:
+        return offered
+    kinds = ", ".join(f"{n} ({type(m).__name__})" for n, m in list(model.named_modules())[1:13])
+    more = " ..." if len(layer_names(model)) > 12 else ""
+    raise NoConvMaps(
+        f"{picture}: this model has no convolution with an image-shaped (N, C, H, W) output to show "
+        f"(its layers: {kinds or 'none'}{more}). Filters, feature maps, receptive fields and class "
+        f"activation maps exist only inside convolutional networks: pass one, e.g. "
+        f"models.build('lenet'); a fully connected layer's weights are a matrix, `layer.weight`.")
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -28,18 +92,22 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
         return modules[name]
     close = difflib.get_close_matches(name, layer_names(model), n=5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise KeyError(f"the model has no layer {name!r}.{hint} Its layers: {', '.join(layer_names(model)[:40])}"
-                   + (" ..." if len(layer_names(model)) > 40 else ""))
+    raise UnknownLayer(f"the model has no layer {name!r}.{hint} Its layers: {', '.join(layer_names(model)[:40])}"
+                       + (", ..." if len(layer_names(model)) > 40 else "."))
 
 
 def check_layer(model: nn.Module, layer: str, offered: list[str], what: str) -> str:
-    """``layer`` if it is among ``offered``; otherwise a clear error: no such layer (KeyError, with
-    close names) or a layer of the wrong kind (ValueError, listing ``what`` the model has)."""
+    """``layer`` if it is among ``offered``; otherwise a clear error: no such layer (UnknownLayer,
+    with close names and the ``offered`` ones) or a layer of the wrong kind (WrongLayer, listing
+    ``what`` the model has)."""
     if layer in offered:
         return layer
-    get_layer(model, layer)
-    raise ValueError(f"layer {layer!r} ({type(get_layer(model, layer)).__name__}) is not {what}; "
-                     f"the model's: {', '.join(offered)}")
+    try:
+        module = get_layer(model, layer)
+    except UnknownLayer as error:
+        raise UnknownLayer(f"{error} Those that are {what}: {', '.join(offered)}.") from None
+    raise WrongLayer(f"layer {layer!r} ({type(module).__name__}) is not {what}; "
+                     f"the model's: {', '.join(offered)}. Pass one of those.")
 
 
 def conv_layers(model: nn.Module) -> list[str]:

@@ -9,6 +9,7 @@ import math
 import torch
 
 from ..display import redraw
+from .capture import check_range
 
 
 def mosaic(maps: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize: bool = True,
@@ -114,7 +115,16 @@ def panel(name: str, controls: dict, draw, linked: dict | None = None, quiet: tu
     return box
 
 
-def images_of(data, n: int = 32):
-    """The first ``n`` test images of a FashionMNIST (as the model sees them) and their labels."""
-    n = min(n, len(data.test_labels))
+def images_of(data, n: int | None = None, default: int = 32):
+    """The first ``n`` test images of a FashionMNIST (as the model sees them) and their labels.
+
+    ``None`` means ``default`` or all there are, when fewer; any other number must be one the
+    data has (a widget asked for 100 images of 10 says so, rather than quietly offering 10).
+    """
+    count = len(data.test_labels)
+    if n is None:
+        n = min(default, count)
+    else:
+        check_range("n_images", n, 1, count, f"the data holds {count:,} test images",
+                    f"Pass a number in that range, or leave n_images out for the first {min(default, count)}.")
     return data.to_float(data.test_images[:n]), data.test_labels[:n]

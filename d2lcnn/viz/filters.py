@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from torch import nn
 
-from .capture import check_layer, conv_layers, get_layer
+from .capture import check_layer, check_range, conv_layers, get_layer, require_conv_maps
 from .draw import mosaic, panel
 
 
@@ -18,10 +18,8 @@ def show_filters(model: nn.Module, layer: str | None = None, in_channel: int = 0
     weights are drawn as the (output, input) matrix they are. Red is positive, blue negative,
     and all kernels share one scale, symmetric around zero, so their strengths compare.
     """
-    names = conv_layers(model)
-    if not names:
-        raise ValueError("the model has no Conv2d layer")
-    layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer else names[0]
+    names = require_conv_maps(model, conv_layers(model), "show_filters")
+    layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer is not None else names[0]
     conv = get_layer(model, layer)
     weight = conv.weight.detach().float().cpu()
     out_channels, per_group_in = weight.shape[:2]
@@ -31,8 +29,9 @@ def show_filters(model: nn.Module, layer: str | None = None, in_channel: int = 0
         grid = weight[:max_filters, :, 0, 0].numpy()
         title = f"{layer}: 1x1 kernels, {shown}{out_channels} outputs (rows) x {per_group_in} inputs{group}"
     else:
-        if not 0 <= in_channel < per_group_in:
-            raise ValueError(f"in_channel must be in 0..{per_group_in - 1} for layer {layer!r}")
+        check_range("in_channel", in_channel, 0, per_group_in - 1,
+                    f"the kernels of layer {layer!r} have {per_group_in} input channel(s){group}",
+                    "Pick one of them (0 is the first).")
         grid = mosaic(weight[:max_filters, in_channel], normalize=False)
         title = (f"{layer}: {shown}{out_channels} filters {tuple(weight.shape[2:])}, "
                  f"input channel {in_channel}{group}")
@@ -50,10 +49,8 @@ def filters(model: nn.Module, layer: str | None = None):
     """Widget: pick a convolution (and an input channel) and see its filters."""
     import ipywidgets as widgets
 
-    names = conv_layers(model)
-    if not names:
-        raise ValueError("the model has no Conv2d layer")
-    layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer else names[0]
+    names = require_conv_maps(model, conv_layers(model), "filters")
+    layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer is not None else names[0]
     pick = widgets.Dropdown(options=names, value=layer, description="layer")
     channel = widgets.IntSlider(0, 0, 0, description="in channel", continuous_update=False)
 

@@ -11,7 +11,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from ..data import CLASSES
-from .capture import ActivationCache, capture, check_layer, get_layer
+from .capture import ActivationCache, capture, check_layer, check_range, require_conv_maps
 from .draw import images_of, mosaic, panel
 
 
@@ -55,7 +55,7 @@ class FeatureMapFigure:
         ``grid`` is ``mosaic(maps)`` when the caller has it already (it does not change with
         the channel)."""
         count, height, width = maps.shape
-        channel = min(max(channel, 0), count - 1)
+        check_channel(channel, count, layer)
         grid = mosaic(maps) if grid is None else grid
         self._show(0, image[0].float().cpu().numpy(), "gray")
         self._show(1, grid, "viridis", "antialiased")     # often shrunk: smooth, not aliased
@@ -69,6 +69,12 @@ class FeatureMapFigure:
         return self.fig
 
 
+def check_channel(channel: int, count: int, layer: str) -> int:
+    """``channel`` if ``layer``'s output has it; OutOfRange otherwise (never another channel)."""
+    return check_range("channel", channel, 0, count - 1, f"layer {layer!r} outputs {count} channels",
+                       "Pick one of them (0 is the first); the feature_maps widget's slider offers them all.")
+
+
 def show_feature_maps(model: nn.Module, image: torch.Tensor, layer: str, channel: int = 0,
                       activations: dict | None = None, title: str = ""):
     """Draw all channels of ``layer``'s output for one image (1, H, W) and channel ``channel`` enlarged.
@@ -77,27 +83,29 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer: str, channel
     ``{layer: (C, H, W)}`` dict) skips the forward pass when the caller already has them.
     """
     if activations is None:
-        get_layer(model, layer)
-        activations = {n: a[0] for n, a in capture(model, image.unsqueeze(0), [layer]).items()
-                       if a.dim() == 4}
-    check_layer(model, layer, list(activations), "a layer with image-shaped (N, C, H, W) output")
+        activations = {n: a[0] for n, a in capture(model, image.unsqueeze(0)).items() if a.dim() == 4}
+    offered = require_conv_maps(model, list(activations), "show_feature_maps")
+    check_layer(model, layer, offered, "a layer with image-shaped (N, C, H, W) output")
+    check_channel(channel, activations[layer].shape[0], layer)
     return FeatureMapFigure().update(image, activations[layer], layer, channel, title)
 
 
-def feature_maps(model: nn.Module, data, layer: str | None = None, n_images: int = 32):
+def feature_maps(model: nn.Module, data, layer: str | None = None, n_images: int | None = None):
     """Widget: pick an image (by index or class), a layer and a channel; see the feature maps.
 
-    The activations of each image are computed once and cached: moving a slider only redraws.
+    ``n_images``: how many test images to offer (default 32, or all when fewer). The activations
+    of each image are computed once and cached: moving a slider only redraws.
     """
     import ipywidgets as widgets
 
     images, labels = images_of(data, n_images)
     cache = ActivationCache(model, images)
-    names = cache.names
+    names = require_conv_maps(model, cache.names, "feature_maps")
+    layer = names[0] if layer is None else check_layer(model, layer, names,
+                                                       "a layer with image-shaped (N, C, H, W) output")
     image = widgets.IntSlider(0, 0, len(images) - 1, description="image", continuous_update=False)
     by_class = widgets.Dropdown(options=[(c, i) for i, c in enumerate(CLASSES)], value=int(labels[0]),
                                 description="class")
-    layer = check_layer(model, layer, names, "a layer with image-shaped (N, C, H, W) output") if layer else names[0]
     pick = widgets.Dropdown(options=names, value=layer, description="layer")
     channel = widgets.IntSlider(0, 0, cache[0][pick.value].shape[0] - 1, description="channel",
                                 continuous_update=False)

@@ -22,6 +22,7 @@ count.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -30,7 +31,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .capture import check_layer, device_of, evaluating
+from .capture import OutOfRange, VizError, check_layer, device_of, evaluating, require_conv_maps
 from .draw import images_of, panel
 
 
@@ -154,6 +155,26 @@ def field_box(row: dict, unit: tuple[int, int], image_size: tuple[int, int]) -> 
     return top, left, bottom, right
 
 
+def check_unit(unit, layer: str, size: tuple[int, int]) -> tuple[int, int]:
+    """``unit`` (row, column) if ``layer``'s output of ``size`` (H, W) has it; None: the centre unit."""
+    height, width = size
+    centre = (height // 2, width // 2)
+    if unit is None:
+        return centre
+    there = (f"layer {layer!r} outputs {height}x{width} units, so a unit is (row, column) with row in "
+             f"0..{height - 1} and column in 0..{width - 1}")
+    fix = f"Pick a unit inside, or leave unit out for the centre unit {centre}."
+    try:
+        if not isinstance(unit, (tuple, list)) or len(unit) != 2 or any(isinstance(v, bool) for v in unit):
+            raise TypeError
+        i, j = (operator.index(v) for v in unit)
+    except TypeError:
+        raise VizError(f"unit must be a (row, column) pair of whole numbers, got {unit!r}: {there}. {fix}") from None
+    if not (0 <= i < height and 0 <= j < width):
+        raise OutOfRange(f"unit={unit!r} is out of range: {there}. {fix}")
+    return i, j
+
+
 def show_receptive_field(model: nn.Module, image: torch.Tensor, layer: str, unit: tuple[int, int] | None = None,
                          rows: list[dict] | None = None):
     """The image (1, H, W) with the receptive field of one unit of ``layer`` drawn on it.
@@ -163,12 +184,11 @@ def show_receptive_field(model: nn.Module, image: torch.Tensor, layer: str, unit
     """
     rows = rows if rows is not None else receptive_fields(model, (1, *image.shape))
     by_name = {r["name"]: r for r in rows}
-    check_layer(model, layer, list(by_name), "a layer with image-shaped (N, C, H, W) output")
+    offered = require_conv_maps(model, list(by_name), "show_receptive_field")
+    check_layer(model, layer, offered, "a layer with image-shaped (N, C, H, W) output")
     r = by_name[layer]
     height, width = r["size"]
-    i, j = unit if unit is not None else (height // 2, width // 2)
-    if not (0 <= i < height and 0 <= j < width):
-        raise ValueError(f"unit {(i, j)} is outside {layer!r}'s {height}x{width} output")
+    i, j = check_unit(unit, layer, (height, width))
     top, left, bottom, right = field_box(r, (i, j), tuple(image.shape[-2:]))
     cy = r["start_hw"][0] + i * r["jump_hw"][0]
     cx = r["start_hw"][1] + j * r["jump_hw"][1]
@@ -187,20 +207,25 @@ def show_receptive_field(model: nn.Module, image: torch.Tensor, layer: str, unit
     return fig
 
 
-def receptive_field(model: nn.Module, data, layer: str | None = None, n_images: int = 8):
-    """Widget: pick a layer, a unit (row, column) and an image; see the part of the image that unit sees."""
+def receptive_field(model: nn.Module, data, layer: str | None = None, n_images: int | None = None,
+                    unit: tuple[int, int] | None = None):
+    """Widget: pick a layer, a unit (row, column) and an image; see the part of the image that unit sees.
+
+    ``layer`` and ``unit`` are where it starts (default: the first layer, its centre unit);
+    ``n_images``: how many test images to offer (default 8, or all when fewer).
+    """
     import ipywidgets as widgets
 
-    images, _ = images_of(data, n_images)
+    images, _ = images_of(data, n_images, default=8)
     rows = receptive_fields(model, (1, *images[0].shape))
-    names = list(dict.fromkeys(r["name"] for r in rows))
+    names = require_conv_maps(model, list(dict.fromkeys(r["name"] for r in rows)), "receptive_field")
     sizes = {r["name"]: r["size"] for r in rows}
-    layer = check_layer(model, layer, names, "a layer with image-shaped (N, C, H, W) output") if layer else names[0]
+    layer = names[0] if layer is None else check_layer(model, layer, names,
+                                                       "a layer with image-shaped (N, C, H, W) output")
+    i, j = check_unit(unit, layer, sizes[layer])
     pick = widgets.Dropdown(options=names, value=layer, description="layer")
-    row = widgets.IntSlider(sizes[layer][0] // 2, 0, sizes[layer][0] - 1, description="row",
-                            continuous_update=False)
-    col = widgets.IntSlider(sizes[layer][1] // 2, 0, sizes[layer][1] - 1, description="column",
-                            continuous_update=False)
+    row = widgets.IntSlider(i, 0, sizes[layer][0] - 1, description="row", continuous_update=False)
+    col = widgets.IntSlider(j, 0, sizes[layer][1] - 1, description="column", continuous_update=False)
     image = widgets.IntSlider(0, 0, len(images) - 1, description="image", continuous_update=False)
 
     def on_layer(change):                 # the new layer's centre unit

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from .capture import capture, conv_layers, get_layer
+from .capture import VizError, capture, check_layer, check_range, conv_layers, get_layer, require_conv_maps
 from .draw import mosaic, panel
 
 
@@ -25,24 +25,30 @@ class Replay:
     """
 
     def __init__(self, data, layer: str | None = None, image_index: int = 0, max_maps: int = 64):
+        count = len(data.test_labels)
+        check_range("image_index", image_index, 0, count - 1, f"the data holds {count:,} test images",
+                    "Pick one of them (0 is the first).")
         self.image = data.to_float(data.test_images[image_index:image_index + 1])
         self.layer, self.max_maps = layer, max_maps
         self.filter_layer: str | None = None
         self.snapshots: list[dict] = []
 
+    def _choose_layers(self, model: nn.Module) -> None:
+        """The first snapshot, before any training: the model must have maps to show and
+        ``layer`` must be one of them (nothing is set unless both hold)."""
+        acts = capture(model, self.image)
+        offered = [n for n, a in acts.items() if a.dim() == 4]
+        convs = require_conv_maps(model, [n for n in conv_layers(model) if n in offered], "Replay")
+        if self.layer is not None:
+            check_layer(model, self.layer, offered, "a layer with image-shaped (N, C, H, W) output")
+        self.layer, self.filter_layer = self.layer or convs[0], convs[0]
+
     def snapshot(self, model: nn.Module, epoch: float, test_acc: float | None) -> None:
         """Record the filters and the maps now (a few kilobytes, on the CPU)."""
         if self.filter_layer is None:
-            convs = conv_layers(model)
-            if not convs:
-                raise ValueError("Replay needs a model with a Conv2d layer")
-            self.filter_layer = convs[0]
-            self.layer = self.layer or self.filter_layer
-            get_layer(model, self.layer)
+            self._choose_layers(model)
         weight = get_layer(model, self.filter_layer).weight.detach().float().cpu()
-        maps = capture(model, self.image, [self.layer]).get(self.layer)
-        if maps is None or maps.dim() != 4:
-            raise ValueError(f"layer {self.layer!r} has no image-shaped (N, C, H, W) output to replay")
+        maps = capture(model, self.image, [self.layer])[self.layer]
         self.snapshots.append({"epoch": epoch, "test_acc": test_acc,
                                "filters": weight[:self.max_maps, 0].clone(), "maps": maps[0, :self.max_maps]})
 
@@ -56,8 +62,12 @@ class Replay:
 
 def show_replay(replay: Replay, index: int = -1):
     """One snapshot: the filters (shared colour scale centred at 0) and the feature maps."""
-    if not replay.snapshots:
-        raise ValueError("the replay holds no snapshot yet: pass it to a Trainer's callbacks and fit")
+    count = len(replay.snapshots)
+    if not count:
+        raise VizError("the replay holds no snapshot yet: pass it to a Trainer's callbacks and fit")
+    check_range("index", index, -count, count - 1,
+                f"the replay holds {count} snapshots (0 is before training, -1 the last)",
+                "Pick one of them.")
     snap = replay.snapshots[index]
     limit = max(s["filters"].abs().max().item() for s in replay.snapshots) or 1.0
     fig, (ax_f, ax_m) = plt.subplots(1, 2, figsize=(9, 3.8))
@@ -74,7 +84,8 @@ def show_replay(replay: Replay, index: int = -1):
 
 
 def replay(replay: Replay):
-    """Widget: a Play button and a slider stepping through the snapshots, epoch by epoch."""
+    """Widget: a Play button and a slider stepping through the snapshots, epoch by epoch (an empty
+    replay is refused by the first drawing, in the cell that makes the widget)."""
     import ipywidgets as widgets
 
     last = max(0, len(replay.snapshots) - 1)
