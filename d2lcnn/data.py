@@ -6,13 +6,18 @@ resize (bilinear, as the book's ``transforms.Resize``) and the augmentation all 
 as a handful of tensor operations. There is no DataLoader, no PIL and no per-image Python in
 the training loop, which is where the book's pipeline spends most of its time.
 
-Where the files come from, in order (the first place holding all four files wins):
+Where the files come from, in order:
 
 1. a path you pass (``root=``),
 2. ``$D2LCNN_DATA``,
 3. ``data/`` in the repository (or in the working directory when installed from PyPI/git),
 4. the Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``),
 5. otherwise torchvision downloads it into the first of those folders.
+
+A folder you name (1 or 2) is the one used: when it lacks a file, torchvision downloads into it
+(if allowed) or :class:`DataError` names the missing files, never another copy quietly read
+instead. The default places (3, 4) are searched in turn; the first holding all four files wins.
+``FashionMNIST``'s repr says which folder was used and how it was found.
 
 Every file is checked (magic number, count, image size, label range) and a bad one raises
 :class:`DataError` naming the file and what to do.
@@ -75,13 +80,17 @@ def default_data_dir() -> Path:
     return Path.cwd() / "data"
 
 
+GIVEN, FROM_ENV = "the path given", f"${ENV_VAR}"
+"""How a folder named by the user was found: these must hold the data; the defaults may not."""
+
+
 def search_path(root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     """The places searched, in order, each with the reason it is on the list."""
     places = []
     if root is not None:
-        places.append(("the path given", Path(root)))
+        places.append((GIVEN, Path(root)))
     if os.environ.get(ENV_VAR):
-        places.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR])))
+        places.append((FROM_ENV, Path(os.environ[ENV_VAR])))
     places.append(("the project's data/ folder", default_data_dir()))
     places.append(("the Debian package dataset-fashion-mnist", DEBIAN_DIR))
     return places
@@ -96,16 +105,32 @@ def _find_file(folder: Path, name: str) -> Path | None:
     return None
 
 
+FILES = tuple(name for images, labels, _ in SPLITS.values() for name in (images, labels))
+
+
+def missing_files(folder: Path) -> list[str]:
+    """The names of the four IDX files that ``folder`` lacks (none: it holds the dataset)."""
+    return [name for name in FILES if _find_file(folder, name) is None]
+
+
 def find_files(folder: Path) -> dict[str, Path] | None:
     """The four IDX files in ``folder``, or None unless all four are there."""
-    found = {}
-    for images, labels, _ in SPLITS.values():
-        for name in (images, labels):
-            path = _find_file(folder, name)
-            if path is None:
-                return None
-            found[name] = path
-    return found
+    found = {name: _find_file(folder, name) for name in FILES}
+    return None if None in found.values() else found
+
+
+def _incomplete(folder: Path, found_by: str, others: list[Path], why: str = "") -> DataError:
+    """The error for a folder the user named that lacks files: which ones, and the ways out
+    (``others``: the places searched after it, where a complete copy may be)."""
+    missing = missing_files(folder)
+    state = "does not exist" if not folder.is_dir() else f"lacks {len(missing)} of the 4 files"
+    named, drop = ("root=", "leave root= out") if found_by == GIVEN else (f"${ENV_VAR}", f"unset {ENV_VAR}")
+    complete = next((f for f in others if find_files(f)), None)
+    elsewhere = f" A complete copy is in {complete}: {drop} to use it." if complete is not None else ""
+    return DataError(
+        f"Fashion-MNIST was not found in {folder} ({found_by}): the folder {state}, missing "
+        f"{', '.join(f + '[.gz]' for f in missing)}{why}. Put the files there (directly or in "
+        f"FashionMNIST/raw/), or correct {named}.{elsewhere}\n{HOW_TO_GET}")
 
 
 def read_idx(path: Path, expected_count: int, labels: bool) -> torch.Tensor:
@@ -186,21 +211,33 @@ def load_arrays(root: str | os.PathLike | None = None, download: bool = True) ->
     Reading is cached per folder, so building several datasets in a notebook reads once.
     """
     places = search_path(root)
-    for found_by, folder in places:
+    for i, (found_by, folder) in enumerate(places):
         if find_files(folder) is not None:
             return _read_folder(folder.resolve(), found_by)
+        if found_by in (GIVEN, FROM_ENV):      # the user's folder, and no other: download or say so
+            failure = _download_failure(folder) if download else None
+            if download and failure is None:
+                return _read_folder(folder.resolve(), "downloaded by torchvision")
+            raise _incomplete(folder, found_by, [f for _, f in places[i + 1:]], f"; {failure}" if failure else "")
     searched = "\n".join(f"  * {folder}  ({why})" for why, folder in places)
     if not download:
         raise DataError(f"Fashion-MNIST was not found. Searched:\n{searched}\n{HOW_TO_GET}")
     target = places[0][1]
+    failure = _download_failure(target)
+    if failure is not None:
+        raise DataError(f"Fashion-MNIST was not found and {failure}. Searched:\n{searched}\n{HOW_TO_GET}")
+    return _read_folder(target.resolve(), "downloaded by torchvision")
+
+
+def _download_failure(target: Path) -> str | None:
+    """Let torchvision download the files into ``target``: None when they are there, else why not."""
     try:
         _download(target)
     except Exception as exc:  # torchvision raises URLError, RuntimeError, OSError...
-        raise DataError(f"Fashion-MNIST was not found and downloading it into {target} failed "
-                        f"({type(exc).__name__}: {exc}). Searched:\n{searched}\n{HOW_TO_GET}") from exc
+        return f"downloading it into {target} failed ({type(exc).__name__}: {exc})"
     if find_files(target) is None:
-        raise DataError(f"torchvision reported success but the files are not in {target}.\n{HOW_TO_GET}")
-    return _read_folder(target.resolve(), "downloaded by torchvision")
+        return f"torchvision reported success but the files are not in {target}"
+    return None
 
 
 def check(root: str | os.PathLike | None = None, download: bool = False) -> dict:
@@ -281,7 +318,8 @@ class FashionMNIST:
         test_subset: the same for the test set.
         seed: shuffling and augmentation are a function of ``(seed, epoch)`` only, so a run can
             be repeated, resumed mid-epoch, and sharded across processes.
-        root: a folder holding the IDX files, searched before the default places.
+        root: the folder holding the IDX files (used instead of the default places; an error
+            names the files it lacks).
         download: allow torchvision to download when the files are nowhere to be found.
     """
 
@@ -297,7 +335,7 @@ class FashionMNIST:
         self.seed, self.crop_padding = seed, crop_padding
         self.device = default_device(device)
         arrays = load_arrays(root, download=download)
-        self.source = arrays.folder
+        self.source, self.found_by = arrays.folder, arrays.found_by     # shown by repr
         train_x, train_y = arrays.train_images, arrays.train_labels
         test_x, test_y = arrays.test_images, arrays.test_labels
         if subset is not None:
@@ -315,7 +353,7 @@ class FashionMNIST:
     def __repr__(self) -> str:
         return (f"FashionMNIST(train={len(self.train_labels):,}, test={len(self.test_labels):,}, "
                 f"batch_size={self.batch_size}, resize={self.resize}, augment={self.augment}, "
-                f"normalize={self.normalize}, device={self.device})")
+                f"normalize={self.normalize}, device={self.device}, source={self.source} ({self.found_by}))")
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -431,19 +469,26 @@ def torchvision_root(cache: str | os.PathLike | None = None, root: str | os.Path
 
     torchvision wants the four files uncompressed under ``FashionMNIST/raw/``. The book's loader
     and the benchmarks use it; we unpack the files we found once into ``cache`` (default
-    ``data/torchvision``) so that the comparison runs offline on the very same data.
+    ``data/torchvision``) so that the comparison runs offline on the very same data. A folder
+    that cannot be written is a one-line DataError naming it and the way out (another ``cache``).
     """
     arrays = load_arrays(root, download=False)
     target = Path(cache) if cache is not None else default_data_dir() / "torchvision"
     raw = target / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for name, path in arrays.files.items():
-        out = raw / name
-        if out.is_file() and out.stat().st_size > 0:
-            continue
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as src:
-            tmp = out.with_suffix(".part")
-            tmp.write_bytes(src.read())
-            tmp.replace(out)
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        for name, path in arrays.files.items():
+            out = raw / name
+            if out.is_file() and out.stat().st_size > 0:
+                continue
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rb") as src:
+                tmp = out.with_suffix(".part")
+                tmp.write_bytes(src.read())
+                tmp.replace(out)
+    except OSError as exc:
+        raise DataError(f"cannot unpack Fashion-MNIST for torchvision into {raw}: {exc.strerror or exc}. "
+                        "torchvision's loader needs the four files uncompressed in a folder you can write: "
+                        "pass cache=<a writable folder> (on the command line: --cache DIR), "
+                        f"or make {target} writable.") from None
     return target

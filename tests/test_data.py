@@ -38,6 +38,68 @@ def test_search_order(monkeypatch, tmp_path, fake_dataset, nowhere):
     assert data.load_arrays(download=False).found_by == f"${data.ENV_VAR}"
 
 
+def test_a_folder_given_that_lacks_files_is_named_not_replaced(fake_dataset, arrays, monkeypatch):
+    """root= lacking a file: an error naming it and the folder, although a complete copy exists."""
+    (fake_dataset / "t10k-labels-idx1-ubyte").unlink()
+    words = ["Fashion-MNIST was not found in", f"{fake_dataset} (the path given)", "lacks 1 of the 4 files",
+             "missing t10k-labels-idx1-ubyte[.gz].", "correct root=", "A complete copy is in", "leave root= out"]
+    for load in (lambda: data.load_arrays(fake_dataset, download=False),
+                 lambda: data.FashionMNIST(root=fake_dataset, download=False, device="cpu")):
+        with pytest.raises(data.DataError) as err:
+            load()
+        assert all(word in str(err.value) for word in words), str(err.value)
+        assert "train-images" not in str(err.value).split("\n")[0], "only the missing file is named"
+
+    def offline(folder):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(data, "_download", offline)      # download allowed, but it fails: still no fallback
+    with pytest.raises(data.DataError, match=r"missing t10k-labels.*; downloading it into .* failed .*unreachable"):
+        data.load_arrays(fake_dataset, download=True)
+
+
+def test_an_environment_folder_that_lacks_files_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "typo"))
+    with pytest.raises(data.DataError) as err:
+        data.load_arrays(download=False)
+    for word in (f"{tmp_path / 'typo'} ($D2LCNN_DATA)", "does not exist", "train-images-idx3-ubyte[.gz]",
+                 "t10k-labels-idx1-ubyte[.gz]", "correct $D2LCNN_DATA", "unset D2LCNN_DATA"):
+        assert word in str(err.value), str(err.value)
+
+
+def test_the_default_places_still_fall_back(fake_dataset, tmp_path, monkeypatch, nowhere):
+    (nowhere / "train-images-idx3-ubyte").write_bytes(b"")       # data/ holds one file of four
+    monkeypatch.setattr(data, "DEBIAN_DIR", fake_dataset)
+    assert data.load_arrays(download=False).found_by == "the Debian package dataset-fashion-mnist"
+
+
+def test_the_repr_says_where_the_data_came_from(fake_dataset, nowhere):
+    ds = data.FashionMNIST(root=fake_dataset, device="cpu", subset=1, test_subset=1)
+    assert f"source={fake_dataset.resolve()} (the path given))" in repr(ds)
+    assert (ds.source, ds.found_by) == (fake_dataset.resolve(), "the path given")
+
+
+def test_an_unwritable_torchvision_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    """Tests run as root, where a read-only mode stops nothing: data/ sits under a regular FILE,
+    so creating anything in it fails (NotADirectoryError), as a read-only data/ would."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(data, "default_data_dir", lambda: blocker / "data")
+    with pytest.raises(data.DataError) as err:
+        data.torchvision_root()
+    message = str(err.value)
+    assert "\n" not in message and f"into {blocker / 'data' / 'torchvision' / 'FashionMNIST' / 'raw'}" in message
+    assert "Not a directory" in message and "--cache DIR" in message
+    from d2lcnn.commands import main
+    argv = ["data", "--bench", "--resize", "28", "--device", "cpu", "--batches", "1", "--workers", "0"]
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1 and out.err.startswith("error: cannot unpack Fashion-MNIST")
+    assert main([*argv, "--cache", str(tmp_path / "tv"), "--json"]) == 0, "the way out it names works"
+    assert json.loads(capsys.readouterr().out)["torchvision_per_s"] > 0
+    assert (tmp_path / "tv" / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file()
+
+
 def test_torchvision_layout_and_gzip_are_found(tmp_path, arrays, nowhere):
     raw = tmp_path / "tv" / "FashionMNIST" / "raw"
     for split, (images, labels, _) in data.SPLITS.items():

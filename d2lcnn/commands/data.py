@@ -1,6 +1,7 @@
 """``python -m d2lcnn data``: check where Fashion-MNIST is, and measure how fast batches come.
 
-``--check`` loads and checks the four files and says where they were found.
+``--check`` loads and checks the four files and says where they were found (``--root``: only
+that folder; a file it lacks is named).
 ``--bench`` times our on-device batches against the book's pipeline (torchvision's
 ``FashionMNIST`` + ``DataLoader`` with ``Resize`` + ``ToTensor``, batch 128, 4 workers), side by
 side in one run, on the same device. Each side runs ``--batches`` batches after one warm-up
@@ -23,7 +24,9 @@ def add_parser(sub) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--check", action="store_true", help="find and check the files")
     what.add_argument("--bench", action="store_true", help="our batches vs torchvision's DataLoader")
-    p.add_argument("--root", help="a folder holding the IDX files, searched first")
+    p.add_argument("--root", help="the folder holding the IDX files (instead of the default places)")
+    p.add_argument("--cache", help="for --bench: where to unpack the files for torchvision "
+                                   "(default data/torchvision; must be writable)")
     p.add_argument("--resize", type=int, default=224, help="image side for --bench (default 224)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best there is)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -42,7 +45,7 @@ def run(args) -> int:
                 "checks passed: magic numbers, counts, image size, label range")
         emit(report, args.json, text)
         return 0
-    report = bench(args.resize, args.device, args.batch_size, args.batches, args.workers, args.root)
+    report = bench(args.resize, args.device, args.batch_size, args.batches, args.workers, args.root, args.cache)
     text = (f"batches of {report['batch_size']} at {report['resize']}x{report['resize']} on {report['device']}\n"
             f"ours (on-device tensors):          {report['ours_per_s']:>10,.0f} images/s\n"
             f"torchvision DataLoader ({report['workers']} workers): {report['torchvision_per_s']:>10,.0f} images/s\n"
@@ -78,18 +81,22 @@ def _time_batches(batches, n: int, device: torch.device) -> tuple[float, int]:
 
 
 def bench(resize: int = 224, device=None, batch_size: int = 128, batches: int = 100, workers: int = 4,
-          root=None) -> dict:
-    """Images per second of our batches and of the book's pipeline, measured one after the other."""
+          root=None, cache=None) -> dict:
+    """Images per second of our batches and of the book's pipeline, measured one after the other.
+
+    torchvision's copy of the files is unpacked (into ``cache``) first, so that a folder that
+    cannot be written is said before anything is timed.
+    """
     import torchvision
     from torchvision import transforms
 
     device = default_device(device)
+    unpacked = data.torchvision_root(cache, root=root)
     ours = data.FashionMNIST(batch_size=batch_size, resize=resize, device=device, root=root, download=False)
     ours_s, ours_n = _time_batches(ours.train_batches(epoch=0), batches, device)
 
     trans = transforms.Compose([transforms.Resize(resize), transforms.ToTensor()])
-    dataset = torchvision.datasets.FashionMNIST(root=str(data.torchvision_root(root=root)), train=True,
-                                                transform=trans, download=False)
+    dataset = torchvision.datasets.FashionMNIST(root=str(unpacked), train=True, transform=trans, download=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size, shuffle=True, num_workers=workers)
     tv_s, tv_n = _time_batches(loader, batches, device)
     ours_rate, tv_rate = ours_n / ours_s, tv_n / tv_s
