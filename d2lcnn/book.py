@@ -3,12 +3,18 @@
 The figures are the test accuracies printed by the book's own CI over many rebuilds of
 Dive into Deep Learning (d2l-zh, PyTorch, on a V100): the minimum, median and maximum after 10
 epochs, how many runs ended stuck at chance (10%), and the median of the examples/s that
-``train_ch6`` prints (compute only: data loading is not timed there).
+``train_ch6`` prints (compute only: data loading is not timed there). :data:`SOURCE` says where
+they come from; every table that shows them prints it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+SOURCE = ("d2l-zh 2.0's own CI (its executed PyTorch notebooks in the repository "
+          "d2l-ai/d2l-zh-pytorch-slides, 2021-04 to 2023-08, on a V100)")
+"""Where :data:`BOOK_RESULTS` come from (the git history of that repository, one printed result per build)."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,12 @@ def versus_book(history: list[dict], name: str, label: str = "ours") -> str:
     last = done[-1]
     epochs = len(done)
     lines = [
-        f"{'':22}{'test acc':>10}{'examples/s':>13}{'epochs':>8}",
-        f"{label:22}{last['test_acc']:>10.3f}{last['examples_per_s']:>13,.0f}{epochs:>8}",
-        f"{'book, median of CI':22}{book.test_acc_median:>10.3f}{book.examples_per_s:>13,.0f}{10:>8}",
-        f"{'book, min..max':22}{book.test_acc_min:>5.3f}..{book.test_acc_max:.3f}"
-        f"   runs stuck at 10%: {book.stuck_at_chance}",
-        "(the book's examples/s count compute only on a V100; ours are wall time on "
-        f"{last.get('device', 'our device')})",
+        f"{'':18}{'test acc':>13}{'examples/s':>13}{'epochs':>8}",
+        f"{label:18}{last['test_acc']:>13.3f}{last['examples_per_s']:>13,.0f}{epochs:>8}",
+        f"{'book, median':18}{book.test_acc_median:>13.3f}{book.examples_per_s:>13,.0f}{10:>8}",
+        f"{'book, min..max':18}{book.test_acc_min:>6.3f}..{book.test_acc_max:.3f}",
+        f"Book: 10-epoch results of {SOURCE}; runs stuck at 10% (chance): {book.stuck_at_chance}.",
+        "The book's examples/s count compute only; ours are wall time (data and all) on "
+        f"{last.get('device', 'our device')}.",
     ]
     return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""What the lessons teach, checked where a regression would mislead a class: exercise cells that
+show the form of an answer and never the answer, NiN's class maps that are maps (not the 1x1
+averages after global pooling) in both settings, the CPU settings' data, the book's figures
+shown with their source."""
+
+from __future__ import annotations
+
+import re
+import types
+from pathlib import Path
+
+import matplotlib
+import nbformat
+import pytest
+import torch
+
+from d2lcnn import book, lesson, train
+
+CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
+NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+
+
+def code_cells(path: Path) -> list[str]:
+    return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def cell_with(cells: list[str], needle: str) -> str:
+    found = [c for c in cells if needle in c]
+    assert len(found) == 1, f"{len(found)} cells hold {needle!r}"
+    return found[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_answer_cells_show_the_form_not_the_answer(path):
+    """``answer = None   # a tuple like (N, C, H, W)``: no example numbers, no answer filled in."""
+    for source in code_cells(path):
+        if "exercises.check_" not in source:
+            continue
+        lines = [line for line in source.splitlines() if line.startswith("answer =")]
+        assert len(lines) == 1, f"a self-check cell needs one `answer = None` line:\n{source}"
+        value, _, comment = lines[0].partition("#")
+        assert value.split("=", 1)[1].strip() == "None", f"the answer is filled in: {lines[0]}"
+        assert comment.strip(), f"say the form of the answer in a comment: {lines[0]}"
+        form = re.sub(r"\b(between|from) \d+ (and|to) \d+", "", comment)     # a range is a form
+        assert not re.search(r"e\.g\.|for example|\(\s*\d|\d{2,}", form), (
+            f"an example can give the answer away; show the form, e.g. `# a tuple like (N, C, H, W)`: {lines[0]}")
+
+
+def run_cells(cells: list[str], namespace: dict) -> None:
+    for source in cells:
+        exec(compile(source, "<cell>", "exec"), namespace)
+
+
+@pytest.mark.parametrize("setting", ["cpu", "gpu"])
+def test_nin_class_maps_are_maps_not_averages(setting, monkeypatch):
+    """The class-map figure of 05_nin draws the last block's output: larger than 1x1 in both settings."""
+    matplotlib.use("Agg")
+    monkeypatch.setattr("matplotlib.pyplot.show", lambda *a, **k: None)
+    path = next(CHAPTERS.glob("05_*.ipynb"))
+    cells = code_cells(path)
+    namespace: dict = {}
+    run_cells([cell_with(cells, "import torch"), cell_with(cells, "net = nn.Sequential("),
+               cell_with(cells, "SETTINGS = {")], namespace)
+    resize = namespace["SETTINGS"][setting]["resize"]
+    fm = lesson.training_data(train.Recipe.modern("nin", resize=resize), subset=1, test_subset=1, device="cpu")
+    namespace["trainer"] = types.SimpleNamespace(data=fm)
+    run_cells([cell_with(cells, '"class_maps"')], namespace)
+    maps = namespace["class_maps"]
+    assert maps.shape[:2] == (4, 10) and maps.shape[-1] > 1 and maps.shape[-2] > 1, tuple(maps.shape)
+
+
+def test_training_data_follows_the_recipe_on_fewer_images():
+    recipe = train.Recipe.modern("alexnet", resize=96)
+    fm = lesson.training_data(recipe, subset=3, test_subset=2, device="cpu")
+    assert (fm.batch_size, fm.resize, fm.augment, fm.normalize) == (recipe.batch_size, 96, recipe.augment,
+                                                                  recipe.normalize)
+    assert len(fm.train_labels) == 30 and len(fm.test_labels) == 20
+    assert torch.bincount(fm.train_labels).tolist() == [3] * 10
+
+
+def test_versus_book_names_its_source_and_keeps_its_columns():
+    history = [{"epoch": 1, "test_acc": 0.8123, "examples_per_s": 1234.5, "device": "cpu", "interrupted": False}]
+    table = book.versus_book(history, "nin").splitlines()
+    assert table[0].split() == ["test", "acc", "examples/s", "epochs"]
+    assert table[1].split() == ["ours", "0.812", "1,234", "1"]
+    assert table[2].split() == ["book,", "median", "0.844", "3,200", "10"]
+    text = "\n".join(table)
+    assert "d2l-ai/d2l-zh-pytorch-slides" in text and "2021-04 to 2023-08" in text
+    assert "runs stuck at 10% (chance): 7 of 74" in text
+    with pytest.raises(KeyError, match="no Fashion-MNIST result"):
+        book.versus_book(history, "lenet5000")
