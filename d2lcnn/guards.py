@@ -140,6 +140,10 @@ def check_writable(path: str | os.PathLike) -> Path:
     a file created and removed beside the destination.
     """
     path = Path(path)
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise OutputPathError(f"cannot write {path}: {blocked} is a file, not a folder. "
+                              "Choose another path, e.g. --out ./model.pt.")
     if path.is_dir():
         raise OutputPathError(f"{path} is a folder; give a file path for the checkpoint, e.g. {path / 'model.pt'}.")
     try:

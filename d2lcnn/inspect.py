@@ -192,10 +192,34 @@ def _traced(model: nn.Module, depth: int | None = None):
             m.training = mode
 
 
+def _input_problem(model: nn.Module, x: torch.Tensor) -> ShapeMismatchError | None:
+    """What is wrong with the input itself, before any layer: its type, or no batch dimension."""
+    first = next(((n, m) for n, m in model.named_modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))), None)
+    if first is None:
+        return None
+    name, layer = first
+    weight_dtype = layer.weight.dtype
+    if not x.is_floating_point() and weight_dtype.is_floating_point:
+        return ShapeMismatchError(
+            f"The input is a {str(x.dtype).replace('torch.', '')} tensor, but the network computes in "
+            f"{str(weight_dtype).replace('torch.', '')} (its first layer '{name}' is {layer}). Convert the "
+            "images first: x.float() / 255 for 0..255 pixels (FashionMNIST.to_float does it).",
+            name, layer, tuple(x.shape))
+    if isinstance(layer, nn.modules.conv._ConvNd) and x.dim() == len(layer.kernel_size) + 1:
+        return ShapeMismatchError(
+            f"The input has shape {tuple(x.shape)}: {x.dim()} dimensions, but the network's first layer '{name}' "
+            f"({layer}) wants {x.dim() + 1}, (batch, channels, height, width). The batch dimension is missing: "
+            f"use x.unsqueeze(0), shape {(1, *x.shape)}, for one image.", name, layer, tuple(x.shape))
+    return None
+
+
 def _run(model: nn.Module, input_shape, depth: int | None = None) -> tuple[dict, torch.Tensor]:
     """One traced forward pass: the state of ``_traced`` (rows, total_flops, every module's
     output shape in the order they finished) and the output."""
     x = _as_input(model, input_shape)
+    problem = _input_problem(model, x)
+    if problem is not None:
+        raise problem
     with _traced(model, depth) as state:
         try:
             out = model(x)

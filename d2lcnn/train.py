@@ -58,6 +58,9 @@ CHANCE = 0.2
 LONG_RUN_S = 300
 """A fit expected to take longer than this (seconds) gets a warning that says how to shorten it."""
 
+ESTIMATE_AFTER_S = 10
+"""How long a fit runs before its duration is estimated (once per fit)."""
+
 DATA_SETTINGS = ("batch_size", "resize", "augment", "normalize", "seed")
 """The data pipeline's settings a checkpoint records (they decide what the model saw)."""
 
@@ -238,7 +241,8 @@ class Trainer:
         torch.manual_seed(seed)
         init_weights(model, self.recipe.init)
         self._own_data = data is None
-        self.data = data if data is not None else self._make_data(self.recipe)
+        self.data = data if data is not None else self._make_data(
+            {**{k: getattr(self.recipe, k) for k in DATA_SETTINGS if k != "seed"}, "seed": seed})
         cuda = self.device.type == "cuda"
         self.channels_last = cuda if channels_last is None else channels_last
         self.amp_dtype = amp_dtype(self.device) if (amp is None or amp) else None
@@ -288,10 +292,9 @@ class Trainer:
     # Set-up
     # ------------------------------------------------------------------------------------------
 
-    def _make_data(self, recipe: Recipe, seed: int | None = None) -> FashionMNIST:
-        return FashionMNIST(batch_size=recipe.batch_size, resize=recipe.resize, device=self.device,
-                            augment=recipe.augment, normalize=recipe.normalize,
-                            seed=self.seed if seed is None else seed)
+    def _make_data(self, settings: dict) -> FashionMNIST:
+        """The data as ``settings`` (the keys of DATA_SETTINGS) say, on the training device."""
+        return FashionMNIST(device=self.device, **settings)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         r = self.recipe
@@ -596,11 +599,11 @@ class Trainer:
                  "sigmoids (large inputs or weights). Stop it (the stop button) and try another recipe.")
 
     def _estimate(self, plan: dict, start: float, steps_here: int) -> None:
-        """Once per fit, after 10 s: warn when the whole fit would take longer than LONG_RUN_S."""
+        """Once per fit, after ESTIMATE_AFTER_S: warn when the rest would take longer than LONG_RUN_S."""
         if "estimate" in plan["warned"] or steps_here < 2:
             return
         elapsed = time.perf_counter() - start
-        if elapsed < 10:
+        if elapsed < ESTIMATE_AFTER_S:
             return
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)   # once per fit: the host ran ahead of the GPU
@@ -672,7 +675,7 @@ class Trainer:
         data = self.data
         if self._own_data:
             if any(getattr(self.data, k) != v for k, v in state["data"].items()):
-                data = self._make_data(recipe, seed=state["data"]["seed"])
+                data = self._make_data(state["data"])
         else:
             differ = [f"{k}={v!r} in the checkpoint, {getattr(self.data, k)!r} in this Trainer's data"
                       for k, v in state["data"].items() if k != "seed" and getattr(self.data, k) != v]
@@ -728,12 +731,16 @@ class _Progress:
         self.last = 0.0
         self.live: list[dict] = []
         self.bar = self.out = None
+        self.handle = None
         if self.notebook:
             import ipywidgets as widgets
             from IPython.display import display
-            from tqdm.auto import tqdm
+            from tqdm.notebook import tqdm
 
-            self.bar = tqdm(total=total, initial=plan["step"], desc=f"training{note}", unit="step")
+            # Shown through a display handle, so that close() can replace the text a saved notebook
+            # keeps for readers without widgets (GitHub, nbviewer): the final state, not "0%".
+            self.bar = tqdm(total=total, initial=plan["step"], desc=f"training{note}", unit="step", display=False)
+            self.handle = display(self.bar.container, display_id=True)
             self.out = widgets.Output()
             self.out.add_class("d2lcnn-live-plot")
             display(self.out)
@@ -758,12 +765,17 @@ class _Progress:
 
     def epoch_end(self, record: dict) -> None:
         t = self.trainer
+        if record.get("interrupted"):
+            where = ("during its evaluation" if record.get("stopped_in") == "evaluation"
+                     else f"after {record['steps_done']} of {t._plan['steps']} steps")
+            message = (f"Stopped in epoch {record['epoch']} {where}; the model and its history are kept. "
+                       "Run trainer.fit() to go on from there (the same batches, the same schedule).")
+            # In a notebook the cell's own output says it (stdout), in a terminal stderr does.
+            print(message, file=sys.stdout if self.notebook else sys.stderr, flush=True)
         if self.notebook:
             self.draw()
             return
         if record.get("interrupted"):
-            print(f"epoch {record['epoch']} interrupted after {record['steps_done']} steps; "
-                  "fit() continues from there", file=sys.stderr, flush=True)
             return
         def f(key):
             return "-" if record[key] is None else f"{record[key]:.3f}"
@@ -785,3 +797,5 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        if self.handle is not None:
+            self.handle.update(self.bar.container)

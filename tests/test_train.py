@@ -265,3 +265,138 @@ def test_plot_history_two_panels_one_axes_and_given_axes():
     plot_history(h, axes=axes)
     assert len(axes[0].lines) == 1 and len(axes[1].lines) == 2
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs that go wrong say so (issue 10)
+# ----------------------------------------------------------------------------------------------
+
+def linear_net():
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+
+def test_nan_loss_stops_the_fit_and_puts_the_weights_back(small):
+    recipe = train.Recipe(epochs=3, lr=1e38, schedule="constant", momentum=0.0, weight_decay=0.0,
+                          clip_grad_norm=0.0, augment=False, normalize=False, init="none")
+    t = train.Trainer(linear_net(), data=small, recipe=recipe)
+    start = weights(t).clone()
+    with pytest.raises(train.TrainingDiverged) as err:
+        t.fit()
+    message = str(err.value)
+    assert "diverged in epoch 1" in message and "NaN or infinite" in message and "lower learning rate" in message
+    assert "clip_grad_norm" in message
+    assert torch.equal(weights(t), start) and torch.isfinite(weights(t)).all()
+    assert len(t.history) == 1 and t.history[0]["diverged"] and t.history[0]["nonfinite_steps"] > 0
+    assert t.epoch == 0
+
+
+def test_stuck_at_chance_warns_once(small):
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.book("lenet", lr=1e-3, epochs=3))
+    with pytest.warns(train.TrainingWarning, match=r"test accuracy is 0\.\d+, about chance.*learning rate") as seen:
+        t.fit()
+    assert len([w for w in seen if "chance" in str(w.message)]) == 1
+
+
+def test_a_learning_run_does_not_warn(small):
+    import warnings
+
+    t = train.Trainer(linear_net(), data=small, recipe=train.Recipe(epochs=2, lr=0.1, init="kaiming"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", train.TrainingWarning)
+        t.fit()
+    assert t.history[-1]["test_acc"] > 0.5
+
+
+def test_long_run_is_estimated_and_explained(small, monkeypatch):
+    monkeypatch.setattr(train, "ESTIMATE_AFTER_S", 0.0)
+    monkeypatch.setattr(train, "LONG_RUN_S", 0.0)
+    t = make(small)
+    with pytest.warns(train.TrainingWarning, match=r"this fit will take about .* more on cpu.*steps left.*CPU setting"):
+        t.fit(1)
+
+
+def test_same_seed_same_network_biases_included(small):
+    a = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.book("lenet"), seed=0)
+    b = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.book("lenet"), seed=0)
+    c = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.book("lenet"), seed=1)
+    assert torch.equal(weights(a), weights(b)) and not torch.equal(weights(a), weights(c))
+
+
+def test_a_trained_network_is_not_reinitialised_silently(small):
+    t = make(small)
+    t.fit(1)
+    trained = weights(t).clone()
+    # init='none' keeps the trained weights, without a warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", train.TrainingWarning)
+        kept = train.Trainer(t.model, data=small, recipe=train.Recipe.modern("lenet", init="none"))
+    assert torch.equal(weights(kept), trained)
+    with pytest.warns(train.TrainingWarning, match="was trained already .* re-initialises its weights.*init='none'"):
+        again = train.Trainer(t.model, data=small, recipe=train.Recipe.modern("lenet"))
+    assert not torch.equal(weights(again), trained)
+
+
+def test_fit_refuses_zero_epochs(small):
+    with pytest.raises(ValueError, match="epochs must be a whole number of at least 1, got 0"):
+        make(small).fit(0)
+
+
+def test_interrupt_after_the_update_does_not_apply_it_twice(small):
+    uninterrupted = make(small)
+    uninterrupted.fit()
+    t = make(small)
+    calls = {"n": 0}
+
+    def after_update(optimizer, args, kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt   # lands after the 5th update, before the loop counted it
+
+    handle = t.optimizer.register_step_post_hook(after_update)
+    t.fit()
+    handle.remove()
+    assert t.history[-1]["interrupted"] and t.history[-1]["steps_done"] == 5
+    t.fit()
+    assert torch.allclose(weights(t), weights(uninterrupted), atol=1e-5)
+
+
+def test_second_ctrl_c_waits_for_the_step(small):
+    """Two SIGINTs inside one step: the step is applied and counted, then the fit stops."""
+    t = make(small)
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == 4:
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+
+    handle = t.model.register_forward_hook(hook)
+    t.fit()
+    handle.remove()
+    assert t.history[-1]["interrupted"] and t.history[-1]["steps_done"] == 4
+
+
+def test_interrupt_in_the_evaluation_keeps_the_epochs_training(small, monkeypatch):
+    t = make(small)
+    real = train.Trainer.evaluate
+    calls = {"n": 0}
+
+    def evaluate(self, limit=None):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(self, limit)
+
+    monkeypatch.setattr(train.Trainer, "evaluate", evaluate)
+    t.fit()
+    record = t.history[-1]
+    assert record["interrupted"] and record["stopped_in"] == "evaluation"
+    assert record["train_loss"] is not None and record["lr"] is not None and t.epoch == 0
+    t.fit()
+    done = [r for r in t.history if not r["interrupted"]]
+    assert [r["epoch"] for r in done] == [1, 2]
+    assert done[0]["train_loss"] == pytest.approx(record["train_loss"])  # the whole epoch's loss

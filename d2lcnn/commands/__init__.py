@@ -2,7 +2,8 @@
 
 Every subcommand lives in its own module with an ``add_parser(subparsers)`` function that sets
 ``func``; every one takes ``--json`` and then prints one JSON object (or list) for scripts.
-A failure the user can fix (no data, an unknown model) prints its message and exits with 2.
+A failure the user can fix (no data, an unknown model, a bad setting, a missing or foreign
+checkpoint, a GPU out of memory) prints its message, without a traceback, and exits with 2.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import sys
 
 from ..data import DataError
+from ..train import TrainingOutOfMemory
 
 # Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = ("data", "models", "train", "bench")
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (DataError, KeyError, ValueError) as exc:
+    except (DataError, KeyError, ValueError, FileNotFoundError, TrainingOutOfMemory) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         if getattr(args, "json", False):
             print(json.dumps({"ok": False, "error": message}))
