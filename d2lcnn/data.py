@@ -36,6 +36,7 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from .guards import check_count
 from .runtime import default_device
 
 CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat",
@@ -331,6 +332,11 @@ class FashionMNIST:
                  root: str | os.PathLike | None = None, download: bool = True):
         if resize < 1:
             raise ValueError(f"resize must be a positive image side, got {resize}")
+        check_count("batch_size", batch_size, "Try the book's 128 or 256.", error=ValueError)
+        for name, value in (("subset", subset), ("test_subset", test_subset)):
+            if value is not None:
+                check_count(name, value, "It is the number of images kept per class (None keeps all).",
+                            error=ValueError)
         self.batch_size, self.resize, self.augment, self.normalize = batch_size, resize, augment, normalize
         self.seed, self.crop_padding = seed, crop_padding
         self.device = default_device(device)

@@ -108,3 +108,28 @@ def test_explain_missing_batch_dimension_and_uint8():
     raw = inspect.explain(net, torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
     assert "uint8 tensor" in raw and "x.float() / 255" in raw and "in_features" not in raw
     assert inspect.explain(net, (2, 1, 28, 28)).startswith("An input of shape (2, 1, 28, 28) fits")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"batch_size": 0}, "batch_size must be a whole number of at least 1, got 0"),
+    ({"subset": 0}, "subset must be a whole number of at least 1, got 0"),
+    ({"test_subset": -1}, "test_subset must be a whole number of at least 1, got -1"),
+])
+def test_data_settings_are_refused_before_reading(kwargs, words, monkeypatch):
+    from d2lcnn import data
+
+    monkeypatch.setattr(data, "load_arrays", lambda *a, **k: pytest.fail("the data was read"))
+    with pytest.raises(ValueError) as err:
+        data.FashionMNIST(device="cpu", **kwargs)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--epochs", "0"], "--epochs must be a whole number of at least 1, got 0"),
+    (["--subset", "0"], "--subset must be a whole number of at least 1, got 0"),
+])
+def test_bench_refuses_bad_arguments(args, words, capsys):
+    from d2lcnn.commands import main
+
+    assert main(["bench", "lenet", *args]) == 2
+    assert words in capsys.readouterr().err

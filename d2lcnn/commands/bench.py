@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .. import models
 from ..data import FashionMNIST, balanced_indices, torchvision_root
+from ..guards import check_count
 from ..runtime import QUICK_ENV, default_device
 from ..train import Recipe, Trainer
 from . import emit
@@ -40,6 +41,8 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--subset", type=int, metavar="N",
                    help="only the first N training and N test images of each class, on both sides (quick checks)")
+    p.add_argument("--cache", help="where to unpack the files for the book's torchvision loader "
+                                   "(default data/torchvision)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -55,9 +58,9 @@ class _NoAnimator:
 
 
 @contextlib.contextmanager
-def _book_data_dir():
+def _book_data_dir(cache=None):
     """A working directory whose ``../data`` holds the files, as d2l's loader expects (offline)."""
-    data = torchvision_root()
+    data = torchvision_root(cache)
     old = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "data").symlink_to(data.resolve(), target_is_directory=True)
@@ -83,7 +86,7 @@ def _subset_loaders(d2l, train_iter, test_iter, batch_size: int, per_class: int)
     return loader(train_iter.dataset, True), loader(test_iter.dataset, False)
 
 
-def book_loop(name: str, epochs: int, device, subset: int | None = None) -> dict:
+def book_loop(name: str, epochs: int, device, subset: int | None = None, cache=None) -> dict:
     """Seconds and examples/s of d2l's own data pipeline and ``train_ch6`` for one model."""
     import d2l.torch as d2l
 
@@ -96,7 +99,7 @@ def book_loop(name: str, epochs: int, device, subset: int | None = None) -> dict
     printed = io.StringIO()
     saved_animator, d2l.Animator = d2l.Animator, _NoAnimator
     try:
-        with _book_data_dir(), contextlib.redirect_stdout(printed), warnings.catch_warnings():
+        with _book_data_dir(cache), contextlib.redirect_stdout(printed), warnings.catch_warnings():
             # The book's 4 loader workers on a 2-core machine: torch warns; it is the book's choice.
             warnings.filterwarnings("ignore", message="This DataLoader will create")
             start = time.perf_counter()
@@ -148,8 +151,12 @@ def our_loop(name: str, epochs: int, device, subset: int | None = None) -> dict:
 
 
 def run(args) -> int:
+    check_count("--epochs", args.epochs, error=ValueError)
+    if args.subset is not None:
+        check_count("--subset", args.subset, "It is the number of images kept per class.", error=ValueError)
+    Recipe.book(args.model)          # a model without the book's recipe is refused before any work
     device = default_device(args.device)
-    book = book_loop(args.model, args.epochs, device, args.subset)
+    book = book_loop(args.model, args.epochs, device, args.subset, args.cache)
     ours = our_loop(args.model, args.epochs, device, args.subset)
     result = {"model": args.model, "device": str(device), "epochs": args.epochs, "subset": args.subset,
               "ours_per_s": round(ours["per_s"], 1), "book_per_s": round(book["per_s"], 1),
