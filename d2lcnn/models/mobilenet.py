@@ -141,7 +141,8 @@ FASHION_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 1), (256, 1), (512, 1))
 FASHION_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 2, 1), (6, 96, 2, 1))
 
 
-@register("mobilenet_v1", "fashion", input_shape=(1, 1, 28, 28), modern={"lr": 0.1})
+@register("mobilenet_v1", "fashion", input_shape=(1, 1, 28, 28), reference_params=273_674,
+          modern={"lr": 0.1})
 def mobilenet_v1_fashion(width: float = 1.0) -> nn.Sequential:
     """A small MobileNet v1 for native 28x28 Fashion-MNIST: stride-2 stem, 6 separable blocks at
     14x14 and 7x7."""
@@ -154,7 +155,8 @@ def mobilenet_v1_paper(width: float = 1.0) -> nn.Sequential:
     return mobilenet_v1(width=width)
 
 
-@register("mobilenet_v2", "fashion", input_shape=(1, 1, 28, 28), modern={"lr": 0.1})
+@register("mobilenet_v2", "fashion", input_shape=(1, 1, 28, 28), reference_params=370_442,
+          modern={"lr": 0.1})
 def mobilenet_v2_fashion(width: float = 1.0) -> nn.Sequential:
     """A small MobileNet v2 for native 28x28 Fashion-MNIST: stride-2 stem, 10 inverted residuals
     at 14x14 and 7x7, a 1x1 convolution to 512 channels."""

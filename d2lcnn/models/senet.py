@@ -109,7 +109,7 @@ def se_resnet(block: type, blocks_per_stage: tuple[int, ...], widths: tuple[int,
                                      fc=nn.Linear(channels, num_classes)))
 
 
-@register("se_resnet", "fashion", input_shape=(1, 1, 28, 28), modern={"lr": 0.1})
+@register("se_resnet", "fashion", input_shape=(1, 1, 28, 28), reference_params=669_594, modern={"lr": 0.1})
 def se_resnet_fashion(reduction: int = 8) -> nn.Sequential:
     """A small SE-ResNet for native 28x28 Fashion-MNIST: a 3x3 stem at 28x28, then two stages of
     two basic blocks + SE at 14x14 (64 channels) and 7x7 (128 channels).
