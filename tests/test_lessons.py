@@ -89,3 +89,23 @@ def test_versus_book_names_its_source_and_keeps_its_columns():
     assert "runs stuck at 10% (chance): 7 of 74" in text
     with pytest.raises(KeyError, match="no Fashion-MNIST result"):
         book.versus_book(history, "lenet5000")
+
+
+def test_layer_dropdowns_name_the_type_and_offer_each_tensor_once():
+    """VGG's block "0" outputs the very tensor of its pool "0.2": one entry, labelled with types."""
+    from torch import nn
+
+    from d2lcnn import viz
+    from d2lcnn.models.vgg import vgg_block
+
+    net = nn.Sequential(vgg_block(1, 1, 4), vgg_block(1, 4, 8), nn.Flatten(), nn.Linear(8 * 7 * 7, 10))
+    fm = lesson.training_data(train.Recipe(resize=28), subset=1, test_subset=1, device="cpu")
+    maps = viz.feature_maps(net, fm, n_images=2)
+    labels = [label for label, _ in maps.layer.options]
+    assert labels == ["0.0 · Conv2d", "0.1 · ReLU", "0.2 · MaxPool2d", "1.0 · Conv2d", "1.1 · ReLU",
+                      "1.2 · MaxPool2d"], labels
+    assert viz.feature_maps(net, fm, layer="1", n_images=2).layer.value == "1.2"   # the block: its pool
+    maps.layer.value = "1.0"
+    assert maps.error is None and maps.redraws == 2
+    filters = viz.filters(net)
+    assert [label for label, _ in filters.layer.options] == ["0.0 · Conv2d", "1.0 · Conv2d"]

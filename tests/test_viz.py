@@ -42,7 +42,8 @@ def png(widget):
 def other(widget, control):
     """An option of a menu other than the one chosen."""
     menu = getattr(widget, control)
-    return next(v for v in menu.options if v != menu.value)
+    values = [o[1] if isinstance(o, tuple) else o for o in menu.options]   # (label, value) pairs too
+    return next(v for v in values if v != menu.value)
 
 
 def moves_redraw(widget, control, value):
@@ -190,7 +191,7 @@ def test_every_widget_draws_and_redraws(name, nets, datasets, capsys):
     deeper = next(n for n in viz.conv_layers(net)[1:] if viz.get_layer(net, n).kernel_size != (1, 1))
     for widget, control, value in [(filters, "layer", deeper),
                                    (filters, "in_channel", 2),
-                                   (maps, "layer", maps.layer.options[-1]),
+                                   (maps, "layer", maps.layer.options[-1][1]),
                                    (maps, "channel", 1),
                                    (maps, "image", 2),
                                    (mistakes, "view", "normalised"),

@@ -110,6 +110,32 @@ def check_layer(model: nn.Module, layer: str, offered: list[str], what: str) -> 
                      f"the model's: {', '.join(offered)}. Pass one of those.")
 
 
+def layer_menu(model: nn.Module, names: list[str], maps: dict | None = None) -> list[tuple[str, str]]:
+    """A layer dropdown's options, ``(label, name)``: each name labelled with its type ("2.2 · Conv2d"),
+    so that a student sees what a bare index is.
+
+    Given one image's ``maps`` (``{name: tensor}`` as :class:`ActivationCache` keeps them), a layer
+    whose output is the very tensor an earlier one already gave (a block's output is its last
+    layer's) is offered once, under the first name (the layer inside the block).
+    """
+    modules = dict(model.named_modules())
+    options, seen = [], set()
+    for name in names:
+        if maps is not None:
+            key = (maps[name].data_ptr(), tuple(maps[name].shape))
+            if key in seen:
+                continue
+            seen.add(key)
+        options.append((f"{name} · {type(modules[name]).__name__}", name))
+    return options
+
+
+def same_maps(maps: dict, layer: str, options: list[tuple[str, str]]) -> str:
+    """The offered name whose maps are ``layer``'s (``layer`` itself when it is offered)."""
+    key = (maps[layer].data_ptr(), tuple(maps[layer].shape))
+    return next(name for _, name in options if (maps[name].data_ptr(), tuple(maps[name].shape)) == key)
+
+
 def conv_layers(model: nn.Module) -> list[str]:
     """Names of the model's Conv2d layers, in definition order."""
     return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from torch import nn
 
-from .capture import check_layer, check_range, conv_layers, get_layer, require_conv_maps
+from .capture import check_layer, check_range, conv_layers, get_layer, layer_menu, require_conv_maps
 from .draw import mosaic, panel
 
 
@@ -51,7 +51,7 @@ def filters(model: nn.Module, layer: str | None = None):
 
     names = require_conv_maps(model, conv_layers(model), "filters")
     layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer is not None else names[0]
-    pick = widgets.Dropdown(options=names, value=layer, description="layer")
+    pick = widgets.Dropdown(options=layer_menu(model, names), value=layer, description="layer")
     channel = widgets.IntSlider(0, 0, 0, description="in channel", continuous_update=False)
 
     def on_layer(change):               # a 1x1 layer is drawn as one matrix: no channel to pick

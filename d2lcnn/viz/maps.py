@@ -11,7 +11,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from ..data import CLASSES
-from .capture import ActivationCache, capture, check_layer, check_range, require_conv_maps
+from .capture import (ActivationCache, capture, check_layer, check_range, layer_menu, require_conv_maps,
+                      same_maps)
 from .draw import images_of, mosaic, panel
 
 
@@ -106,7 +107,8 @@ def feature_maps(model: nn.Module, data, layer: str | None = None, n_images: int
     image = widgets.IntSlider(0, 0, len(images) - 1, description="image", continuous_update=False)
     by_class = widgets.Dropdown(options=[(c, i) for i, c in enumerate(CLASSES)], value=int(labels[0]),
                                 description="class")
-    pick = widgets.Dropdown(options=names, value=layer, description="layer")
+    options = layer_menu(model, names, cache[0])            # typed labels, each tensor once
+    pick = widgets.Dropdown(options=options, value=same_maps(cache[0], layer, options), description="layer")
     channel = widgets.IntSlider(0, 0, cache[0][pick.value].shape[0] - 1, description="channel",
                                 continuous_update=False)
 
