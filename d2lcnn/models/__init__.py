@@ -99,6 +99,7 @@ from . import nin  # noqa: E402,F401
 from . import googlenet  # noqa: E402,F401
 from . import inception_v3  # noqa: E402,F401
 from . import resnet  # noqa: E402,F401
+from . import densenet  # noqa: E402,F401
 from . import resnext  # noqa: E402,F401
 from . import senet  # noqa: E402,F401
 from . import mobilenet  # noqa: E402,F401
