@@ -489,7 +489,11 @@ class Trainer:
 
     def _run_epoch(self, plan: dict, progress) -> dict:
         epoch = self.epoch
-        step_in_epoch = plan["step"] - (epoch - plan["start"]) * plan["steps"]
+
+        def steps_done() -> int:   # steps of this epoch done so far
+            return plan["step"] - (epoch - plan["start"]) * plan["steps"]
+
+        step_in_epoch = steps_done()
         batches = self.data.train_batches(epoch=epoch, start=step_in_epoch, rank=self.rank,
                                           world_size=self.world_size, batch_size=self.batch_size)
         total_steps = (plan["end"] - plan["start"]) * plan["steps"]
@@ -506,14 +510,13 @@ class Trainer:
         self._counted = self._updates
         try:
             for X, y in batches:
-                if plan["step"] - (epoch - plan["start"]) * plan["steps"] >= plan["steps"]:
+                if steps_done() >= plan["steps"]:
                     break
                 lr = self.lr_at(plan["step"], total_steps)
                 self._step(X, y, lr, sums, plan)
-                done = plan["step"] - (epoch - plan["start"]) * plan["steps"]
                 if progress is not None:
-                    progress.step(epoch, done / plan["steps"], sums["loss"], sums["correct"], sums["seen"])
-                self._estimate(plan, start, done - step_in_epoch)
+                    progress.step(epoch, steps_done() / plan["steps"], sums["loss"], sums["correct"], sums["seen"])
+                self._estimate(plan, start, steps_done() - step_in_epoch)
                 if self._stop:
                     break
         except KeyboardInterrupt:
@@ -523,7 +526,7 @@ class Trainer:
             self._stop = True
             if self._updates > self._counted:
                 plan["step"] += 1
-        step_in_epoch = plan["step"] - (epoch - plan["start"]) * plan["steps"]
+        step_in_epoch = steps_done()
         seen = sums["seen"]
         train_seconds = partial["seconds"] + time.perf_counter() - start
         loss_sum, correct, nonfinite = sums["loss"].item(), sums["correct"].item(), sums["nonfinite"].item()
