@@ -4,11 +4,12 @@ already has torch, torchvision and ipywidgets 7.7.1, then use it.
 * The repository is the committed HEAD, cloned bare (what a student's pip clones from GitHub).
 * The environment looks like Colab's kernel: torch, torchvision and everything they require are
   *preinstalled* (symlinked from .venv's site-packages into one folder that a ``.pth`` file adds
-  to a fresh venv: no 5 GB copy), and pip installed Colab's ipywidgets 7.7.1, IPython 7.34,
-  ipykernel 6.17, notebook 6.5 (which widgetsnbextension 3.6 needs), matplotlib 3.10, tqdm and
-  pip 24.1.
-  It is built once in ``build/colab-like/`` (git-ignored) and copied for every run, so that a
-  run never sees what an earlier one installed.
+  to a venv: no 5 GB copy), and pip installed Colab's ipywidgets 7.7.1, IPython 7.34, ipykernel
+  6.17, notebook 6.5 (which widgetsnbextension 3.6 needs), matplotlib 3.10, tqdm and pip 24.1.
+  That venv is built once in ``build/colab-like/`` (git-ignored). Every run makes a fresh venv
+  whose ``.pth`` line makes the built one's site-packages a site directory of its own, the way
+  Colab's packages sit in the system's dist-packages: pip installs only into the fresh venv and
+  never uninstalls outside it, so the built one stays as built and no run sees another's install.
 * The command is the one in ``chapters/00_*.ipynb``'s first cell, ``%pip install ...`` run as
   ``python -m pip install ...``, with the GitHub URL pointed at the clone. It runs without this
   machine's pip constraint file (which caps torch at the local release; Colab has none), after a
@@ -25,6 +26,7 @@ Skipped, with pip's own words, only when pip cannot reach a package index.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -55,6 +57,8 @@ UNCHANGED = ("torch", "torchvision", "numpy", "ipywidgets", "ipython", "ipykerne
 COLAB_VERSIONS = {"torch": "2.11.0", "torchvision": "0.26.0", "numpy": "2.0.2", "ipywidgets": "7.7.1"}
 """Colab's own releases: every requirement on them of what the cell installs must accept these."""
 PIP = ["-m", "pip", "--disable-pip-version-check", "--no-input"]
+
+pytestmark = pytest.mark.slow      # about 1.5 minutes; 2 more the first time (building the venv)
 
 
 def _run(cmd: list, cwd: Path, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -146,6 +150,7 @@ def colab_like(scratch: Path) -> tuple[Path, dict]:
     and a description of what it must have."""
     dists = requirement_closure(PREINSTALLED)
     want = {"python": sys.version, "kernel": COLAB_KERNEL,
+            "recipe": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
             "preinstalled": {k: [d.version, str(d.locate_file(""))] for k, d in sorted(dists.items())}}
     BASE.parent.mkdir(parents=True, exist_ok=True)
     with open(BASE.parent / f"{BASE.name}.lock", "w") as lock:     # one builder at a time (pytest -n)
@@ -212,10 +217,11 @@ def test_first_cell_installs_d2lcnn_from_git_into_a_colab_like_venv(tmp_path):
     _index_reachable(Path(sys.executable), tmp_path)
     base, want = colab_like(tmp_path)
 
-    # A fresh copy of the built environment; .venv's editable d2lcnn must not show through.
+    # A fresh venv over the built one; .venv's editable d2lcnn must not show through.
     venv = tmp_path / "venv"
-    shutil.copytree(base, venv, symlinks=True)
+    _check(_run([sys.executable, "-m", "venv", "--without-pip", venv], tmp_path, _env()), "python -m venv")
     python, site = venv / "bin" / "python", site_packages(venv)
+    (site / "colab_kernel.pth").write_text(f"import site; site.addsitedir({str(site_packages(base))!r})\n")
     overlay = (BASE / "preinstalled").resolve()
     before = pip_list(python, student)
     for name in PREINSTALLED:
@@ -252,11 +258,13 @@ def test_first_cell_installs_d2lcnn_from_git_into_a_colab_like_venv(tmp_path):
     walk = ("import d2lcnn, importlib, pkgutil, ipywidgets\n"
             "for m in pkgutil.walk_packages(d2lcnn.__path__, 'd2lcnn.'):\n"
             "    if m.name != 'd2lcnn.__main__': importlib.import_module(m.name)\n"
-            "print(d2lcnn.__file__, ipywidgets.__version__)")
-    where, widgets = _check(_run([python, "-c", walk], student, _env()),
-                            "importing every module").splitlines()[-1].split()
+            "import torch, torchvision\n"
+            "print(d2lcnn.__file__, ipywidgets.__version__, torch.__file__, torchvision.__file__)")
+    where, widgets, *torches = _check(_run([python, "-c", walk], student, _env()),
+                                      "importing every module").splitlines()[-1].split()
     assert Path(where) == site / "d2lcnn" / "__init__.py"
     assert widgets == "7.7.1"
+    assert [Path(t).parent.parent.resolve() for t in torches] == [overlay] * 2, torches
 
     # What a student does first: list the networks, train a few steps (offline data, quick mode).
     listed = json.loads(_check(_run([python, "-m", "d2lcnn", "models", "--json"], student, _env()),
