@@ -47,10 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "build" / "colab-like"
 PREINSTALLED = ("torch", "torchvision")
 """Taken from .venv with their whole requirement closure, as Colab ships them."""
-COLAB_KERNEL = ["pip==24.1.2", "ipywidgets==7.7.1", "ipython==7.34.0", "ipykernel==6.17.1", "notebook==6.5.7",
-                "matplotlib==3.10.*", "tqdm==4.67.1"]
-"""What Colab's kernel has that our dependencies would otherwise pull (Colab's versions), and
-Colab's pip (Python 3.11's own 23.2 cannot parse a ``git+file:///`` requirement)."""
+COLAB_KERNEL = ["pip==24.1.2", "ipywidgets==7.7.1", "ipython==7.34.0", "ipykernel==6.17.1",
+                "notebook==6.5.7", "matplotlib==3.10.*", "tqdm==4.67.1"]
+"""What Colab's kernel has that our dependencies would otherwise pull, at Colab's versions as far as
+we know them (`pip list` in a Colab notebook says when they move), and a pip of Colab's era
+(Python 3.11's own pip 23.2 cannot parse a ``git+file:///`` requirement)."""
 UNCHANGED = ("torch", "torchvision", "numpy", "ipywidgets", "ipython", "ipykernel", "matplotlib",
              "widgetsnbextension", "jupyterlab-widgets")
 """Preinstalled packages the first cell must leave exactly as they are."""
