@@ -37,7 +37,7 @@ from .browser.harness import (ARTIFACTS, CONTROLS_VERSION, ROOT, KernelWatch, ch
 pytestmark = pytest.mark.browser
 
 FLAVOURS = ["ipywidgets8", "ipywidgets7"]
-CHAPTERS = ["00_*.ipynb", "01_*.ipynb"]
+CHAPTERS = ["00_*.ipynb", "01_*.ipynb", "02_*.ipynb"]   # the tour, convolution, LeNet
 FULL = os.environ.get("D2LCNN_BROWSER_FULL", "") == "1"
 BROKEN = "broken_widget.ipynb"
 VIEWPORT = {"width": 1400, "height": 1000}
