@@ -109,3 +109,20 @@ def test_layer_dropdowns_name_the_type_and_offer_each_tensor_once():
     assert maps.error is None and maps.redraws == 2
     filters = viz.filters(net)
     assert [label for label, _ in filters.layer.options] == ["0.0 · Conv2d", "1.0 · Conv2d"]
+
+
+def test_the_sliding_window_widget_follows_its_controls():
+    """01_convolution's widget: every kernel/padding/stride keeps the position in range and redraws."""
+    matplotlib.use("Agg")
+    cells = code_cells(next(CHAPTERS.glob("01_*.ipynb")))
+    namespace: dict = {}
+    run_cells([cell_with(cells, "import torch"), cell_with(cells, "def out_size"),
+               cell_with(cells, "def draw_sliding_window")], namespace)
+    window, out_size = namespace["window"], namespace["out_size"]
+    for k, p, s in [(5, 0, 3), (1, 2, 1), (3, 1, 2), (5, 2, 3)]:
+        window.kernel.value, window.padding.value, window.stride.value = k, p, s
+        m = out_size(6, k, p, s)
+        assert window.position.max == m * m - 1
+        window.position.value = window.position.max
+        assert window.error is None, window.error
+    assert window.redraws > 8 and window.output.outputs[0]["data"]["image/png"]
