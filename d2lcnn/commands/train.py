@@ -127,6 +127,33 @@ def _save(trainer: Trainer, wanted: str | None, model: str) -> tuple[str, bool]:
         return str(rescue), False
 
 
+def _report(args, trainer: Trainer, start: float, sums: list[float], distributed: bool) -> int:
+    """Rank 0's part: save, print the result, and the exit status."""
+    interrupted = trainer.interrupted
+    saved, saved_where_wanted = _save(trainer, args.out, args.model) if (args.out or interrupted) else (None, True)
+    last = trainer.history[-1]
+    finished = [r for r in trainer.history if r.get("test_acc") is not None]
+    result = {"ok": not interrupted and saved_where_wanted, "model": args.model,
+              "recipe": dataclasses.asdict(trainer.recipe), "device": str(trainer.device), "world_size": trainer.world_size,
+              "epochs_done": trainer.epoch, "interrupted": interrupted,
+              "test_acc": finished[-1]["test_acc"] if finished else None,
+              "examples_per_s": last["examples_per_s"],
+              "history": trainer.history, "weights_checksum_start": start,
+              "rank_checksums": sums, "checkpoint": saved}
+    if interrupted:
+        result["resume"] = f"python -m d2lcnn train {args.model} --resume {saved}"
+    if args.json:
+        emit(result, True)
+    elif interrupted:
+        print(f"{args.model}: interrupted in epoch {last['epoch']} after {last['steps_done']} steps "
+              f"({trainer.epoch} epochs finished). Checkpoint: {saved}. Go on with:\n  {result['resume']}")
+    else:
+        print(f"{args.model}: test acc {last['test_acc']:.3f}, {last['examples_per_s']:,.0f} examples/s "
+              f"on {trainer.device}" + (f" x {trainer.world_size} processes" if distributed else "")
+              + (f"; checkpoint {saved}" if saved else ""))
+    return INTERRUPTED if interrupted else 0 if saved_where_wanted else 2
+
+
 def run(args) -> int:
     if args.out:
         check_writable(args.out)
@@ -144,31 +171,10 @@ def run(args) -> int:
                 print(f"error: {exc}", file=sys.stderr)
             return DIVERGED
         sums = _checksums(trainer.model, distributed)
-        if trainer.rank != 0:
-            return 0
-        interrupted = trainer.interrupted
-        saved, saved_where_wanted = _save(trainer, args.out, args.model) if (args.out or interrupted) else (None, True)
-        last = trainer.history[-1]
-        finished = [r for r in trainer.history if r.get("test_acc") is not None]
-        result = {"ok": not interrupted and saved_where_wanted, "model": args.model, "recipe": dataclasses.asdict(trainer.recipe),
-                  "device": str(trainer.device), "world_size": trainer.world_size,
-                  "epochs_done": trainer.epoch, "interrupted": interrupted,
-                  "test_acc": finished[-1]["test_acc"] if finished else None,
-                  "examples_per_s": last["examples_per_s"],
-                  "history": trainer.history, "weights_checksum_start": start,
-                  "rank_checksums": sums, "checkpoint": saved}
-        if interrupted:
-            result["resume"] = f"python -m d2lcnn train {args.model} --resume {saved}"
-        if args.json:
-            emit(result, True)
-        elif interrupted:
-            print(f"{args.model}: interrupted in epoch {last['epoch']} after {last['steps_done']} steps "
-                  f"({trainer.epoch} epochs finished). Checkpoint: {saved}. Go on with:\n  {result['resume']}")
-        else:
-            print(f"{args.model}: test acc {last['test_acc']:.3f}, {last['examples_per_s']:,.0f} examples/s "
-                  f"on {trainer.device}" + (f" x {trainer.world_size} processes" if distributed else "")
-                  + (f"; checkpoint {saved}" if saved else ""))
-        return INTERRUPTED if interrupted else 0 if saved_where_wanted else 2
+        code = _report(args, trainer, start, sums, distributed) if trainer.rank == 0 else 0
+        if distributed:
+            torch.distributed.barrier()   # no process leaves (and closes its connections) before all are done
+        return code
     finally:
         if distributed:
             torch.distributed.destroy_process_group()
