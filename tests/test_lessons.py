@@ -41,7 +41,7 @@ def test_answer_cells_show_the_form_not_the_answer(path):
         value, _, comment = lines[0].partition("#")
         assert value.split("=", 1)[1].strip() == "None", f"the answer is filled in: {lines[0]}"
         assert comment.strip(), f"say the form of the answer in a comment: {lines[0]}"
-        form = re.sub(r"\b(between|from) \d+ (and|to) \d+", "", comment)     # a range is a form
+        form = re.sub(r"\b(between|from) \d+ (and|to) \d+|\d+\.\d+", "", comment)   # a range, a format
         assert not re.search(r"e\.g\.|for example|\(\s*\d|\d{2,}", form), (
             f"an example can give the answer away; show the form, e.g. `# a tuple like (N, C, H, W)`: {lines[0]}")
 
