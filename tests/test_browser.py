@@ -1,8 +1,8 @@
 """The course as a student sees it: JupyterLab in a real (headless) Chromium.
 
 Starts JupyterLab on 127.0.0.1 with a fresh configuration (no token, no browser, windowing off so
-every cell renders, no news pop-ups), opens the tour (chapters/00_*) and the first architecture
-(chapters/01_*), runs all cells in quick mode through the Run menu, and checks what a student
+every cell renders, no news pop-ups), opens the tour (chapters/00_*), the convolution lesson
+(chapters/01_*) and the first architecture, LeNet (chapters/02_*), runs all cells in quick mode through the Run menu, and checks what a student
 would see: no cell shows an error, no widget fails to render, the progress bar and the live
 training plot appear, every d2lcnn widget shows a picture, and changing a dropdown or a slider in
 the page redraws the feature maps and the filters. Errors the notebook does not show are caught
@@ -119,8 +119,8 @@ def page(browser, lab):
 def test_notebook_in_the_browser(lab, page, pattern):
     path = chapter(pattern)
     if path is None:
-        pytest.fail(f"chapters/{pattern} is missing: the browser test runs the tour (00) and the "
-                    "first architecture notebook (01, LeNet)")
+        pytest.fail(f"chapters/{pattern} is missing: the browser test runs the tour (00), the "
+                    "convolution lesson (01) and the first architecture notebook (02, LeNet)")
     page, watch = page
     flavour, name = lab["flavour"], path.name
     tag = f"{flavour}-{path.stem}"
