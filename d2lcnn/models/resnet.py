@@ -75,17 +75,18 @@ class Bottleneck(nn.Module):
         use_1x1conv: project the shortcut (1x1 convolution + BatchNorm) to the block's output shape.
         stride: 2 halves the map.
         out_channels: the block's output channels; default ``width * expansion``.
+        groups: splits the 3x3 convolution into that many parallel paths (ResNeXt's cardinality).
     """
 
     expansion = 4
 
     def __init__(self, in_channels: int, width: int, use_1x1conv: bool = False, stride: int = 1,
-                 out_channels: int | None = None):
+                 out_channels: int | None = None, groups: int = 1):
         super().__init__()
         out_channels = out_channels or width * self.expansion
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)                          # squeeze
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)      # think
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False)  # think
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)                         # expand
         self.bn3 = nn.BatchNorm2d(out_channels)

@@ -19,20 +19,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import register
+from .resnet import Bottleneck
 from .resnet import stem as imagenet_stem
 
 
-class ResNeXtBlock(nn.Module):
+class ResNeXtBlock(Bottleneck):
     """Bottleneck block with a grouped 3x3 convolution: 1x1 down, ``cardinality`` paths, 1x1 up.
 
     The middle has ``width = cardinality * group_width`` channels. As in torchvision, the stride
     sits on the 3x3 convolution, the convolutions have no bias (BatchNorm follows each) and a
-    projected shortcut is a 1x1 convolution followed by BatchNorm.
+    projected shortcut is a 1x1 convolution followed by BatchNorm: it is ResNet's ``Bottleneck``
+    with its 3x3 convolution split into ``cardinality`` groups.
 
     Args:
         in_channels, out_channels: the block's input and output channels.
@@ -44,24 +44,8 @@ class ResNeXtBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, cardinality: int, group_width: int,
                  stride: int = 1, use_1x1conv: bool = False):
-        super().__init__()
-        width = cardinality * group_width
-        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=cardinality, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        self.shortcut = nn.Identity()
-        if use_1x1conv:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = F.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        return F.relu(y + self.shortcut(x))
+        super().__init__(in_channels, cardinality * group_width, use_1x1conv=use_1x1conv, stride=stride,
+                         out_channels=out_channels, groups=cardinality)
 
 
 def resnext_stage(in_channels: int, out_channels: int, num_blocks: int, cardinality: int, group_width: int,
