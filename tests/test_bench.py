@@ -26,3 +26,126 @@ def test_bench_subset_too_small_for_the_books_loop_is_a_clear_error():
     out = subprocess.run([sys.executable, "-m", "d2lcnn", "bench", "lenet", "--device", "cpu",
                           "--subset", "10"], capture_output=True, text=True)
     assert out.returncode == 2 and "--subset 128 or more" in out.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# bench --all: every model, several seeds, a results file written as it goes
+# ------------------------------------------------------------------------------------------------
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from d2lcnn import benchmark
+
+
+def bench(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "d2lcnn", "bench", *args], capture_output=True, text=True,
+                          **kwargs)
+
+
+def job(model, seed=0, acc=0.95, concurrent=1, **extra):
+    """A finished training job as a worker reports it (only what the summary reads)."""
+    return {"kind": "train", "model": model, "seed": seed, "test_acc": acc, "test_acc_by_epoch": [acc],
+            "epochs": 1, "seconds_per_epoch": 2.0 + seed, "first_epoch_seconds": 3.0, "train_seconds": 3.0,
+            "examples_per_s": 1000.0 * (seed + 1), "peak_memory_mib": None, "stuck": acc < 0.2,
+            "warmed_up": False, "concurrent": concurrent, **extra}
+
+
+def test_summary_goals_seeds_and_solo_timing():
+    jobs = [job("mobilenet_v1", 0, 0.93), job("mobilenet_v1", 1, 0.89, concurrent=4),
+            job("resnext", 0, 0.91), job("resnext", 1, 0.92, concurrent=4),
+            job("lenet", 0, 0.10), {"kind": "train", "model": "lenet", "seed": 1, "concurrent": 4,
+                                    "error": "TrainingDiverged: training diverged in epoch 1"},
+            {"kind": "book", "model": "lenet", "ratio": 12.5, "ours_per_s": 1e5, "book_per_s": 8e3,
+             "ours_seconds_per_epoch": 0.6, "book_seconds_per_epoch": 7.5, "book_compute_only_per_s": 9e3,
+             "book_subset": 1000, "book_test_acc": 0.7, "ours_test_acc": 0.8, "epochs": 1}]
+    table = benchmark.summarize(jobs)
+    mobile, resnext, lenet = table["mobilenet_v1"], table["resnext"], table["lenet"]
+    assert mobile["test_acc_min"] == 0.89 and mobile["met_goal"] is False        # every seed must reach 0.90
+    assert resnext["met_goal"] is True and resnext["test_acc_mean"] == pytest.approx(0.915)
+    assert resnext["seconds_per_epoch"] == 2.0 and resnext["examples_per_s"] == 1000.0   # seed 0, run alone
+    assert lenet["goal"] == 0.808 and "book" in lenet["goal_source"]
+    assert lenet["seeds"] == 2 and lenet["stuck_runs"] == 1 and lenet["met_goal"] is False  # the diverged seed counts
+    assert lenet["book"]["ratio"] == 12.5
+    assert mobile["params"] == 273_674 and mobile["resize"] == 28
+
+
+def test_speedrun_goal_is_mean_accuracy_within_the_time():
+    fast = [job("resnet_speedrun", s, acc, train_seconds=9.0) for s, acc in enumerate((0.945, 0.938, 0.941))]
+    assert benchmark.summarize(fast)["resnet_speedrun"]["met_goal"] is True
+    slow = fast[:2] + [job("resnet_speedrun", 2, 0.941, train_seconds=10.5)]
+    assert benchmark.summarize(slow)["resnet_speedrun"]["met_goal"] is False
+
+
+def test_markdown_says_where_what_and_what_is_missing():
+    data = {"format": benchmark.FORMAT, "command": "python -m d2lcnn bench --all", "device": "cuda",
+            "device_name": "NVIDIA H200", "torch": "2.11.0", "date": "2026-11-30T00:00:00+00:00",
+            "complete": False, "elapsed_s": 400.0,
+            "settings": {"epochs": 10, "seeds": 3, "subset": None, "jobs": 4, "book_epochs": 1, "book_subset": 1000},
+            "jobs": [job("lenet", 0, 0.10)], "skipped": [{"kind": "train", "model": "lenet", "seed": 1}]}
+    data["models"] = benchmark.summarize(data["jobs"])
+    text = benchmark.markdown(data)
+    assert "| lenet | 61,706 | 833.0K | 28×28 | 0.100 (0.100–0.100), 1, **1 stuck at chance** | 0.808 ✗ |" in text
+    assert "NVIDIA H200" in text and "**incomplete**" in text and "Not run (time budget or interruption): lenet seed 1" in text
+
+
+def test_bench_all_writes_a_valid_results_file(tmp_path):
+    out = tmp_path / "r" / "bench.json"
+    done = bench("--all", "--models", "lenet", "--seeds", "2", "--epochs", "1", "--subset", "20", "--jobs", "2",
+                 "--no-book", "--device", "cpu", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    data = benchmark.load(out)
+    assert data["complete"] and not data["skipped"] and data["settings"]["subset"] == 20
+    assert [(j["model"], j["seed"], j["concurrent"]) for j in data["jobs"]] == [("lenet", 0, 1), ("lenet", 1, 1)]
+    assert data["models"]["lenet"]["seeds"] == 2 and data["torch"] and data["date"]
+    assert "--models lenet" in data["command"]
+    assert "[  2/2]" in done.stderr                                   # progress, one line per job
+    assert out.with_suffix(".md").read_text() == done.stdout == bench("--table", str(out)).stdout
+
+
+def test_bench_all_budget_leaves_a_file_listing_what_did_not_run(tmp_path):
+    out = tmp_path / "bench.json"
+    done = bench("--all", "--models", "lenet,resnext", "--seeds", "2", "--no-book", "--device", "cpu",
+                 "--budget", "0", "--out", str(out))
+    assert done.returncode == 3, done.stderr
+    data = benchmark.load(out)
+    assert not data["complete"] and data["jobs"] == [] and len(data["skipped"]) == 4
+
+
+def test_bench_all_interrupted_keeps_a_valid_file(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.Popen([sys.executable, "-m", "d2lcnn", "bench", "--all", "--models", "resnet_speedrun,lenet",
+                             "--seeds", "2", "--epochs", "1", "--subset", "20", "--no-book", "--device", "cpu",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not out.exists() and proc.poll() is None:     # the file exists (empty) before the first job starts
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    data = benchmark.load(out)
+    assert not data["complete"] and "interrupted" in err
+    assert len(data["jobs"]) + len(data["skipped"]) == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "name one MODEL, or --all"),
+    (("lenet", "--all"), "name one MODEL, or --all"),
+    (("--all", "--models", "lenett"), "known: "),
+    (("--all", "--seeds", "0"), "--seeds"),
+    (("--all", "--book-subset", "10"), "too small for the book's loop"),
+    (("--all", "--device", "gpu"), "gpu"),
+])
+def test_bench_refuses_bad_arguments_before_any_work(tmp_path, args, message):
+    done = bench(*args, "--out", str(tmp_path / "x.json"))
+    assert done.returncode == 2 and message in done.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_load_refuses_another_file(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not a d2lcnn benchmark results file"):
+        benchmark.load(path)

@@ -34,6 +34,7 @@ PINNED = {
     ("resnet34", "paper"): 21_797_672,
     ("resnet50", "paper"): 25_557_032,
     ("wide_resnet50_2", "paper"): 68_883_240,
+    ("resnet_speedrun", "fashion"): 1_226_442,   # our own design (benchmark speedrun)
     ("densenet", "fashion"): 758_226,
     ("densenet121", "paper"): 7_978_856,
     # The efficient era: fashion configurations of our own design (pinned as built), paper

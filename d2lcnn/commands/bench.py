@@ -1,176 +1,128 @@
-"""``python -m d2lcnn bench MODEL``: our Trainer against the book's own training loop.
+"""``python -m d2lcnn bench``: measure our Trainer, against the book's own loop and across models.
 
-Both train the same architecture (fresh copies) with the book's recipe (batch size, learning
-rate, image size, plain SGD, Xavier init) on the same device for the same epochs, one after the
-other in this process:
+* ``bench MODEL``: our Trainer and d2l's ``train_ch6`` on one model with the book's recipe, one
+  after the other in this process; prints examples/s of each and their ratio.
+* ``bench --all``: every ``fashion`` network for several seeds, the book comparisons and the
+  speedrun, written to a results file as it goes (see :mod:`d2lcnn.benchmark`).
+* ``bench --table FILE``: a results file as the Markdown table the README shows.
 
-* the book: ``d2l.torch.load_data_fashion_mnist`` (torchvision's FashionMNIST, PIL
-  ``Resize`` + ``ToTensor``, a DataLoader with 4 workers) and ``d2l.torch.train_ch6``;
-* ours: :class:`d2lcnn.train.Trainer` with :meth:`Recipe.book`.
-
-Examples per second are wall time over whole epochs (training and the test-set evaluation) for
-both. The book's ``Animator`` (a live plot) is replaced by a no-op, in the book's favour; the
-book's own printed figure, which times only its compute, is reported too. Quick mode
-(``D2LCNN_QUICK``) is ignored so that both sides do the same work; ``--subset N`` shrinks both
-to the first N training and test images of each class.
+Quick mode (``D2LCNN_QUICK``) is ignored so that every measurement does the whole work;
+``--subset N`` shrinks the data to the first N training and test images of each class.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import re
-import tempfile
-import time
-import warnings
-from pathlib import Path
+import shlex
+import signal
+import sys
 
-from .. import models
-from ..data import FashionMNIST, balanced_indices, torchvision_root
-from ..guards import check_count
-from ..runtime import QUICK_ENV, default_device
-from ..train import Recipe, Trainer
+from .. import benchmark, models
+from ..guards import check_count, check_writable
+from ..runtime import default_device
+from ..train import Recipe
 from . import emit
+
+DEFAULT_OUT = "results/bench.json"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="our Trainer vs the book's train_ch6, same model and data")
-    p.add_argument("model", help="a registered name with a book recipe (lenet, alexnet, vgg11, nin, ...)")
+    p = sub.add_parser("bench", help="our Trainer vs the book's train_ch6; --all: every model, several seeds")
+    p.add_argument("model", nargs="?",
+                   help="a registered name with a book recipe (lenet, alexnet, vgg11, nin, ...); or use --all")
+    p.add_argument("--all", action="store_true", help="every fashion network (or those of --models), "
+                                                      "several seeds, the book comparisons and the speedrun")
+    p.add_argument("--table", metavar="FILE", help="print a results file as a Markdown table, and stop")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best there is)")
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, help="epochs per run (default: 1 for MODEL, 10 for --all)")
     p.add_argument("--subset", type=int, metavar="N",
-                   help="only the first N training and N test images of each class, on both sides (quick checks)")
+                   help="only the first N training and N test images of each class (quick checks)")
     p.add_argument("--cache", help="where to unpack the files for the book's torchvision loader "
                                    "(default data/torchvision)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--models", help="--all: a comma-separated list instead of every fashion network")
+    p.add_argument("--seeds", type=int, default=3, help="--all: seeds per model (default 3)")
+    p.add_argument("--jobs", type=int, default=4,
+                   help="--all: concurrent worker processes for the seeds after the first (default 4)")
+    p.add_argument("--book-subset", type=int, default=1000, metavar="N",
+                   help="--all: images per class on the book's side (default 1000; 0: all)")
+    p.add_argument("--book-epochs", type=int, default=1, help="--all: epochs of each book comparison (default 1)")
+    p.add_argument("--no-book", action="store_true", help="--all: skip the comparisons with the book's loop")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="--all: start no job after this many seconds (those left are listed as skipped)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"--all: the results file (default {DEFAULT_OUT}; "
+                                                      "the Markdown table and a log go beside it)")
     p.set_defaults(func=run)
 
 
-class _NoAnimator:
-    """Stands in for d2l.Animator: the book's loop without its live plot."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def add(self, *args, **kwargs):
-        pass
-
-
-@contextlib.contextmanager
-def _book_data_dir(cache=None):
-    """A working directory whose ``../data`` holds the files, as d2l's loader expects (offline)."""
-    data = torchvision_root(cache)
-    old = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "data").symlink_to(data.resolve(), target_is_directory=True)
-        work = Path(tmp) / "work"
-        work.mkdir()
-        os.chdir(work)
-        try:
-            yield
-        finally:
-            os.chdir(old)
-
-
-def _subset_loaders(d2l, train_iter, test_iter, batch_size: int, per_class: int):
-    """The book's loaders (same workers, shuffling) over the images our ``subset=`` keeps."""
-    import torch
-    from torch.utils import data
-
-    def loader(dataset, shuffle):
-        keep = balanced_indices(torch.as_tensor(dataset.targets), per_class).tolist()
-        return data.DataLoader(data.Subset(dataset, keep), batch_size, shuffle=shuffle,
-                               num_workers=d2l.get_dataloader_workers())
-
-    return loader(train_iter.dataset, True), loader(test_iter.dataset, False)
-
-
-def book_loop(name: str, epochs: int, device, subset: int | None = None, cache=None) -> dict:
-    """Seconds and examples/s of d2l's own data pipeline and ``train_ch6`` for one model."""
-    import d2l.torch as d2l
-
-    recipe = Recipe.book(name)
-    if subset is not None and subset * 10 < 5 * recipe.batch_size:
-        # train_ch6 updates its plot every num_batches // 5 batches: it needs at least five.
-        raise ValueError(f"--subset {subset} is too small for the book's loop: it needs five batches of "
-                         f"{recipe.batch_size}, i.e. --subset {-(-recipe.batch_size // 2)} or more")
-    net = models.build(name)
-    printed = io.StringIO()
-    saved_animator, d2l.Animator = d2l.Animator, _NoAnimator
-    try:
-        with _book_data_dir(cache), contextlib.redirect_stdout(printed), warnings.catch_warnings():
-            # The book's 4 loader workers on a 2-core machine: torch warns; it is the book's choice.
-            warnings.filterwarnings("ignore", message="This DataLoader will create")
-            start = time.perf_counter()
-            train_iter, test_iter = d2l.load_data_fashion_mnist(recipe.batch_size, resize=recipe.resize)
-            if subset is not None:
-                train_iter, test_iter = _subset_loaders(d2l, train_iter, test_iter, recipe.batch_size, subset)
-            examples = len(train_iter.dataset)
-            d2l.train_ch6(net, train_iter, test_iter, epochs, recipe.lr, device)
-            seconds = time.perf_counter() - start
-    finally:
-        d2l.Animator = saved_animator
-    text = printed.getvalue()
-    compute = re.search(r"([\d.]+) examples/sec", text)
-    acc = re.search(r"test acc ([\d.]+)", text)
-    return {"seconds": seconds, "per_s": epochs * examples / seconds,
-            "compute_only_per_s": float(compute.group(1)) if compute else None,
-            "test_acc": float(acc.group(1)) if acc else None}
-
-
-@contextlib.contextmanager
-def _no_quick_mode():
-    """Quick mode would shrink only our side: both sides do the whole work here."""
-    saved = os.environ.get(QUICK_ENV)
-    os.environ[QUICK_ENV] = "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ[QUICK_ENV]
-        else:
-            os.environ[QUICK_ENV] = saved
-
-
-def our_loop(name: str, epochs: int, device, subset: int | None = None) -> dict:
-    """Seconds and examples/s of our Trainer with the book's recipe (data loading included)."""
-    recipe = Recipe.book(name, epochs=epochs)
-    start = time.perf_counter()
-    with _no_quick_mode():
-        data = FashionMNIST(batch_size=recipe.batch_size, resize=recipe.resize, device=device,
-                            subset=subset, test_subset=subset)
-        trainer = Trainer(models.build(name), data=data, recipe=recipe, device=device)
-    with contextlib.redirect_stderr(io.StringIO()):
-        trainer.fit()
-    seconds = time.perf_counter() - start
-    examples = len(data.train_labels)
-    return {"seconds": seconds, "per_s": epochs * examples / seconds,
-            "train_only_per_s": trainer.history[-1]["examples_per_s"],
-            "test_acc": trainer.history[-1]["test_acc"]}
-
-
 def run(args) -> int:
-    check_count("--epochs", args.epochs, error=ValueError)
+    if args.table:
+        print(benchmark.markdown(benchmark.load(args.table)), end="")
+        return 0
+    if args.all == bool(args.model):
+        raise ValueError("name one MODEL, or --all for every model (bench lenet, bench --all)")
+    if args.epochs is not None:
+        check_count("--epochs", args.epochs, error=ValueError)
     if args.subset is not None:
         check_count("--subset", args.subset, "It is the number of images kept per class.", error=ValueError)
+    return run_all(args) if args.all else run_one(args)
+
+
+def run_one(args) -> int:
     Recipe.book(args.model)          # a model without the book's recipe is refused before any work
+    benchmark.check_book_subset(args.model, args.subset)
     device = default_device(args.device)
-    book = book_loop(args.model, args.epochs, device, args.subset, args.cache)
-    ours = our_loop(args.model, args.epochs, device, args.subset)
-    result = {"model": args.model, "device": str(device), "epochs": args.epochs, "subset": args.subset,
-              "ours_per_s": round(ours["per_s"], 1), "book_per_s": round(book["per_s"], 1),
-              "ratio": round(ours["per_s"] / book["per_s"], 2),
-              "ours_seconds_per_epoch": round(ours["seconds"] / args.epochs, 2),
-              "book_seconds_per_epoch": round(book["seconds"] / args.epochs, 2),
-              "ours_train_only_per_s": round(ours["train_only_per_s"], 1),
-              "book_compute_only_per_s": book["compute_only_per_s"],
-              "ours_test_acc": ours["test_acc"], "book_test_acc": book["test_acc"]}
-    text = (f"{args.model} on {device}, {args.epochs} epoch(s), the book's recipe\n"
+    epochs = args.epochs or 1
+    result = benchmark.compare_with_book(args.model, epochs, device, args.subset, args.subset, args.cache)
+    text = (f"{args.model} on {device}, {epochs} epoch(s), the book's recipe\n"
             f"ours: {result['ours_per_s']:>10,.0f} examples/s  {result['ours_seconds_per_epoch']:.1f} s/epoch"
-            f"  test acc {ours['test_acc']:.3f}\n"
+            f"  test acc {result['ours_test_acc']:.3f}\n"
             f"book: {result['book_per_s']:>10,.0f} examples/s  {result['book_seconds_per_epoch']:.1f} s/epoch"
-            f"  test acc {book['test_acc']}\n"
+            f"  test acc {result['book_test_acc']}\n"
             f"ratio: {result['ratio']:.2f}x (wall time over whole epochs, evaluation included)")
     emit(result, args.json, text)
     return 0
+
+
+def run_all(args) -> int:
+    names = [s.name for s in models.specs("fashion")]
+    if args.models:
+        chosen = [m.strip() for m in args.models.split(",") if m.strip()]
+        for m in chosen:
+            models.spec(m)          # an unknown name is refused with the list of known ones
+        names = chosen
+    check_count("--seeds", args.seeds, error=ValueError)
+    check_count("--jobs", args.jobs, error=ValueError)
+    check_count("--book-epochs", args.book_epochs, error=ValueError)
+    if args.book_subset < 0:
+        raise ValueError("--book-subset must be 0 (all images) or more")
+    book_subset = args.book_subset or None
+    book = not args.no_book
+    if book:
+        for m in names:
+            if models.spec(m).book is not None:
+                benchmark.check_book_subset(m, book_subset)
+                benchmark.check_book_subset(m, args.subset)
+    default_device(args.device)      # a device that is not there is refused before any work
+    check_writable(args.out)
+    settings = benchmark.Settings(models=names, seeds=args.seeds, epochs=args.epochs or 10, subset=args.subset,
+                                  book=book, book_epochs=args.book_epochs, book_subset=book_subset,
+                                  jobs=args.jobs, budget=args.budget, device=args.device, cache=args.cache)
+    command = "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        "python -m d2lcnn bench --all"
+    # SIGTERM (a timeout, a closed session) stops the run like Ctrl-C: the file keeps what finished.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        data = benchmark.run_all(settings, args.out, command)
+    except KeyboardInterrupt:
+        done = len(benchmark.load(args.out)["jobs"])
+        print(f"interrupted: {args.out} holds the {done} job(s) that finished", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if args.json:
+        emit(data, True)
+    else:
+        print(benchmark.markdown(data), end="")
+    print(f"results: {args.out} (and {args.out.rsplit('.', 1)[0]}.md)", file=sys.stderr)
+    # 3: some jobs were not run (the budget ran out); the file lists them.
+    return 0 if data["complete"] else 3
