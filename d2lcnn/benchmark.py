@@ -11,10 +11,10 @@ How the work is laid out, and why:
 * **Jobs in worker processes.** Each job (one model and seed, one book comparison) runs in a
   worker: ``python -m d2lcnn.benchmark worker`` reads jobs as JSON lines on stdin and answers
   each with a JSON line on stdout. A worker takes many jobs, so Python, torch and CUDA start once.
-* **Timing alone, accuracy side by side.** Seed 0 of every model, the book comparisons and the
-  speedrun run first, one at a time, on an otherwise idle device: their seconds per epoch are the
-  figures we report. The other seeds then run in ``jobs`` concurrent workers, as small networks
-  leave a big GPU mostly idle; they count for accuracy, and their times are marked as shared.
+* **Timing alone, accuracy side by side.** A short run of every model, the book comparisons and
+  the speedrun come first, one at a time, on an otherwise idle device: their seconds per epoch are
+  the figures we report. Every seed's full run then trains in ``jobs`` concurrent workers, as small
+  networks leave a big GPU mostly idle; those runs count for accuracy, not for time.
 * **A time budget.** No job starts after ``budget`` seconds; those not started are listed as
   skipped, so the results file always says exactly what it holds.
 
@@ -297,26 +297,34 @@ class Settings:
     book: bool = True                # the comparison with the book's loop, where it has a recipe
     book_epochs: int = 1
     book_subset: int | None = 1000   # the book's side: images per class
-    jobs: int = 4                    # concurrent workers for the seeds after the first
+    timing_epochs: int = 2           # the run alone that times each model (the speedrun: all its seeds)
+    jobs: int = 4                    # concurrent workers for the accuracy runs
     budget: float | None = None      # seconds after which no job starts
     device: str | None = None
     cache: str | None = None
 
 
 def plan(settings: Settings) -> tuple[list[dict], list[dict]]:
-    """The jobs, in order: those timed alone, then those that may share the device."""
-    common = {"epochs": settings.epochs, "subset": settings.subset, "device": settings.device}
-    alone, shared = [], []
+    """The jobs, in order: those run alone (timed), then those that share the device.
+
+    Alone: the speedrun's seeds (its time is its goal), a short timing run of every other model
+    (``timing_epochs``), the book comparisons. Shared: every seed of every other model, seed-major,
+    so that a budget that runs out leaves every model with as many seeds as possible.
+    """
+    common = {"subset": settings.subset, "device": settings.device}
+    alone = []
     if SPEEDRUN in settings.models:
-        alone += [{"kind": "train", "model": SPEEDRUN, "seed": s, **common} for s in range(settings.seeds)]
+        alone += [{"kind": "train", "role": "speedrun", "model": SPEEDRUN, "seed": s, "epochs": settings.epochs,
+                   **common} for s in range(settings.seeds)]
     others = [m for m in settings.models if m != SPEEDRUN]
-    alone += [{"kind": "train", "model": m, "seed": 0, **common} for m in others]
+    alone += [{"kind": "train", "role": "timing", "model": m, "seed": 0, "epochs": settings.timing_epochs, **common}
+              for m in others]
     if settings.book:
         alone += [{"kind": "book", "model": m, "book_epochs": settings.book_epochs, "subset": settings.subset,
                    "book_subset": settings.book_subset, "device": settings.device, "cache": settings.cache}
                   for m in others if models.spec(m).book is not None]
-    # Seed-major, so that a budget that runs out leaves every model with as many seeds as possible.
-    shared = [{"kind": "train", "model": m, "seed": s, **common} for s in range(1, settings.seeds) for m in others]
+    shared = [{"kind": "train", "role": "accuracy", "model": m, "seed": s, "epochs": settings.epochs, **common}
+              for s in range(settings.seeds) for m in others]
     return alone, shared
 
 
@@ -348,16 +356,17 @@ def summarize(jobs: list[dict]) -> dict:
         else:
             # A failed run (diverged, out of memory) counts as a seed without an accuracy.
             row["runs"].append({k: job.get(k) for k in (
-                "seed", "test_acc", "test_acc_by_epoch", "epochs", "seconds_per_epoch", "first_epoch_seconds",
+                "role", "seed", "test_acc", "test_acc_by_epoch", "epochs", "seconds_per_epoch", "first_epoch_seconds",
                 "train_seconds", "examples_per_s", "peak_memory_mib", "stuck", "warmed_up", "concurrent", "error")})
     for name, row in table.items():
-        accs = [r["test_acc"] for r in row["runs"] if r["test_acc"] is not None]
+        counted = [r for r in row["runs"] if r["role"] != "timing"]
+        accs = [r["test_acc"] for r in counted if r["test_acc"] is not None]
         solo = [r for r in row["runs"] if r["concurrent"] == 1 and r["error"] is None]
-        row["seeds"] = len(row["runs"])
+        row["seeds"] = len(counted)
         row["test_acc_mean"] = statistics.fmean(accs) if accs else None
         row["test_acc_min"] = min(accs) if accs else None
         row["test_acc_max"] = max(accs) if accs else None
-        row["stuck_runs"] = sum(bool(r["stuck"]) for r in row["runs"])
+        row["stuck_runs"] = sum(bool(r["stuck"]) for r in counted)
         row["seconds_per_epoch"] = statistics.median(r["seconds_per_epoch"] for r in solo) if solo else None
         row["examples_per_s"] = statistics.median(r["examples_per_s"] for r in solo) if solo else None
         memory = [r["peak_memory_mib"] for r in row["runs"] if r["peak_memory_mib"] is not None]
@@ -402,7 +411,8 @@ class Results:
 
     def save(self, complete: bool = False, skipped: list[dict] = ()) -> None:
         self.data["complete"] = complete
-        self.data["skipped"] = [{"kind": j["kind"], "model": j["model"], "seed": j.get("seed")} for j in skipped]
+        self.data["skipped"] = [{"kind": j["kind"], "role": j.get("role"), "model": j["model"], "seed": j.get("seed")}
+                                for j in skipped]
         self.data["elapsed_s"] = round(time.monotonic() - self.started, 1)
         self.data["models"] = summarize(self.data["jobs"])
         write_atomic(self.path, json.dumps(self.data, indent=1, default=str) + "\n")
@@ -424,6 +434,17 @@ def load(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is not a d2lcnn benchmark results file (format {data.get('format')!r}, "
                          f"expected {FORMAT!r})")
     return data
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _what(job: dict) -> str:
+    """'seed 1', 'timing run', 'book comparison': which job of a model."""
+    if job["kind"] == "book":
+        return "book comparison"
+    return "timing run" if job.get("role") == "timing" else f"seed {job.get('seed')}"
 
 
 def _fmt(value, spec: str, missing: str = "–") -> str:
@@ -460,23 +481,22 @@ def markdown(data: dict) -> str:
         "",
         f"Measured on {data['device_name']} ({data['device']}), torch {data['torch']}, {data['date'][:10]}, "
         f"{status}, {data['elapsed_s']:.0f} s in all: `{data['command']}`.",
-        f"Each model: its modern recipe (`Recipe.modern`), {s['epochs']} epochs on {subset}, seeds 0–"
-        f"{s['seeds'] - 1}. Seconds per epoch (training and the test-set evaluation) and examples/s "
-        "(training) come from seed 0, run alone (median over the epochs after the first); the other seeds "
-        f"ran {s['jobs']} at a time, for accuracy only. Goals: the book's median for the book's models, "
+        f"Each model: its modern recipe (`Recipe.modern`), {_plural(s['epochs'], 'epoch')} on {subset}, seeds 0–"
+        f"{s['seeds'] - 1}, {s['jobs']} runs at a time sharing the device. Seconds per epoch (training and "
+        f"the test-set evaluation) and examples/s (training) come from a {s['timing_epochs']}-epoch run alone on "
+        "the device (median over the epochs after the first). Goals: the book's median for the book's models, "
         f"{EFFICIENT_GOAL} in every seed for the others, {SPEEDRUN_GOAL['test_acc']} mean within "
         f"{SPEEDRUN_GOAL['train_seconds']:g} s for the speedrun (after one untimed warm-up epoch).",
         f"vs the book's loop: examples/s of our Trainer over d2l's `train_ch6` with its DataLoader, both with "
-        f"the book's recipe, {s['book_epochs']} epoch(s), wall time with data loading and evaluation; "
+        f"the book's recipe, {_plural(s['book_epochs'], 'epoch')}, wall time with data loading and evaluation; "
         f"the book's side on {book_subset}. FLOPs: one image, a multiply-add counts as two.",
     ]
     if data["skipped"]:
         notes.append("Not run (time budget or interruption): " + ", ".join(
-            f"{j['model']}" + (f" seed {j['seed']}" if j["seed"] is not None else " (book)") for j in data["skipped"]) + ".")
+            f"{j['model']} " + _what(j) for j in data["skipped"]) + ".")
     failed = [j for j in data["jobs"] if "error" in j]
     if failed:
-        notes.append("Failed: " + "; ".join(f"{j['model']} ({j['kind']}, seed {j.get('seed')}): {j['error']}"
-                                             for j in failed) + ".")
+        notes.append("Failed: " + "; ".join(f"{j['model']} {_what(j)}: {j['error']}" for j in failed) + ".")
     return "\n".join(lines + notes) + "\n"
 
 
@@ -570,8 +590,8 @@ def run_all(settings: Settings, out: str | os.PathLike, command: str, progress=N
             stopping.set()
             for w in workers:
                 w.kill()
-            done = {(j["kind"], j["model"], j.get("seed")) for j in results.data["jobs"]}
-            left = [j for j in alone + shared if (j["kind"], j["model"], j.get("seed")) not in done]
+            done = {_key(j) for j in results.data["jobs"]}
+            left = [j for j in alone + shared if _key(j) not in done]
             results.save(skipped=left)
         for t in threads:
             t.join(30)
@@ -580,6 +600,10 @@ def run_all(settings: Settings, out: str | os.PathLike, command: str, progress=N
     results.save(complete=not skipped, skipped=skipped)
     log.close()
     return results.data
+
+
+def _key(job: dict) -> tuple:
+    return job["kind"], job.get("role"), job["model"], job.get("seed")
 
 
 def _progress_line(result: dict, done: int, total: int, started: float) -> str:
@@ -591,7 +615,7 @@ def _progress_line(result: dict, done: int, total: int, started: float) -> str:
         return (f"{head} vs the book: {result['ours_per_s']:,.0f} against {result['book_per_s']:,.0f} examples/s "
                 f"({result['ratio']:.1f}×)")
     shared = "" if result["concurrent"] == 1 else f", {result['concurrent']} sharing the device"
-    return (f"{head} seed {result['seed']}: test acc {result['test_acc']:.3f}, {result['seconds_per_epoch']:.2f} "
+    return (f"{head} {_what(result)}: test acc {result['test_acc']:.3f}, {result['seconds_per_epoch']:.2f} "
             f"s/epoch{shared}")
 
 

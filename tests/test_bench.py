@@ -46,18 +46,18 @@ def bench(*args, **kwargs):
                           **kwargs)
 
 
-def job(model, seed=0, acc=0.95, concurrent=1, **extra):
+def job(model, seed=0, acc=0.95, concurrent=4, role="accuracy", **extra):
     """A finished training job as a worker reports it (only what the summary reads)."""
-    return {"kind": "train", "model": model, "seed": seed, "test_acc": acc, "test_acc_by_epoch": [acc],
+    return {"kind": "train", "role": role, "model": model, "seed": seed, "test_acc": acc, "test_acc_by_epoch": [acc],
             "epochs": 1, "seconds_per_epoch": 2.0 + seed, "first_epoch_seconds": 3.0, "train_seconds": 3.0,
             "examples_per_s": 1000.0 * (seed + 1), "peak_memory_mib": None, "stuck": acc < 0.2,
             "warmed_up": False, "concurrent": concurrent, **extra}
 
 
 def test_summary_goals_seeds_and_solo_timing():
-    jobs = [job("mobilenet_v1", 0, 0.93), job("mobilenet_v1", 1, 0.89, concurrent=4),
-            job("resnext", 0, 0.91), job("resnext", 1, 0.92, concurrent=4),
-            job("lenet", 0, 0.10), {"kind": "train", "model": "lenet", "seed": 1, "concurrent": 4,
+    jobs = [job("mobilenet_v1", 0, 0.93), job("mobilenet_v1", 1, 0.89),
+            job("resnext", 0, 0.5, concurrent=1, role="timing"), job("resnext", 0, 0.91), job("resnext", 1, 0.92),
+            job("lenet", 0, 0.10), {"kind": "train", "role": "accuracy", "model": "lenet", "seed": 1, "concurrent": 4,
                                     "error": "TrainingDiverged: training diverged in epoch 1"},
             {"kind": "book", "model": "lenet", "ratio": 12.5, "ours_per_s": 1e5, "book_per_s": 8e3,
              "ours_seconds_per_epoch": 0.6, "book_seconds_per_epoch": 7.5, "book_compute_only_per_s": 9e3,
@@ -66,7 +66,8 @@ def test_summary_goals_seeds_and_solo_timing():
     mobile, resnext, lenet = table["mobilenet_v1"], table["resnext"], table["lenet"]
     assert mobile["test_acc_min"] == 0.89 and mobile["met_goal"] is False        # every seed must reach 0.90
     assert resnext["met_goal"] is True and resnext["test_acc_mean"] == pytest.approx(0.915)
-    assert resnext["seconds_per_epoch"] == 2.0 and resnext["examples_per_s"] == 1000.0   # seed 0, run alone
+    assert resnext["seconds_per_epoch"] == 2.0 and resnext["examples_per_s"] == 1000.0   # the timing run, alone
+    assert resnext["seeds"] == 2 and mobile["seconds_per_epoch"] is None                 # no run alone: no time
     assert lenet["goal"] == 0.808 and "book" in lenet["goal_source"]
     assert lenet["seeds"] == 2 and lenet["stuck_runs"] == 1 and lenet["met_goal"] is False  # the diverged seed counts
     assert lenet["book"]["ratio"] == 12.5
@@ -74,9 +75,9 @@ def test_summary_goals_seeds_and_solo_timing():
 
 
 def test_speedrun_goal_is_mean_accuracy_within_the_time():
-    fast = [job("resnet_speedrun", s, acc, train_seconds=9.0) for s, acc in enumerate((0.945, 0.938, 0.941))]
+    fast = [job("resnet_speedrun", s, acc, 1, "speedrun", train_seconds=9.0) for s, acc in enumerate((0.945, 0.938, 0.941))]
     assert benchmark.summarize(fast)["resnet_speedrun"]["met_goal"] is True
-    slow = fast[:2] + [job("resnet_speedrun", 2, 0.941, train_seconds=10.5)]
+    slow = fast[:2] + [job("resnet_speedrun", 2, 0.941, 1, "speedrun", train_seconds=10.5)]
     assert benchmark.summarize(slow)["resnet_speedrun"]["met_goal"] is False
 
 
@@ -84,7 +85,8 @@ def test_markdown_says_where_what_and_what_is_missing():
     data = {"format": benchmark.FORMAT, "command": "python -m d2lcnn bench --all", "device": "cuda",
             "device_name": "NVIDIA H200", "torch": "2.11.0", "date": "2026-11-30T00:00:00+00:00",
             "complete": False, "elapsed_s": 400.0,
-            "settings": {"epochs": 10, "seeds": 3, "subset": None, "jobs": 4, "book_epochs": 1, "book_subset": 1000},
+            "settings": {"epochs": 10, "seeds": 3, "subset": None, "jobs": 4, "book_epochs": 1, "book_subset": 1000,
+                         "timing_epochs": 2},
             "jobs": [job("lenet", 0, 0.10)], "skipped": [{"kind": "train", "model": "lenet", "seed": 1}]}
     data["models"] = benchmark.summarize(data["jobs"])
     text = benchmark.markdown(data)
@@ -99,10 +101,12 @@ def test_bench_all_writes_a_valid_results_file(tmp_path):
     assert done.returncode == 0, done.stderr
     data = benchmark.load(out)
     assert data["complete"] and not data["skipped"] and data["settings"]["subset"] == 20
-    assert [(j["model"], j["seed"], j["concurrent"]) for j in data["jobs"]] == [("lenet", 0, 1), ("lenet", 1, 1)]
+    assert sorted((j["role"], j["seed"], j["concurrent"]) for j in data["jobs"]) == [
+        ("accuracy", 0, 2), ("accuracy", 1, 2), ("timing", 0, 1)]
+    assert data["jobs"][0]["role"] == "timing" and data["jobs"][0]["epochs"] == 2
     assert data["models"]["lenet"]["seeds"] == 2 and data["torch"] and data["date"]
     assert "--models lenet" in data["command"]
-    assert "[  2/2]" in done.stderr                                   # progress, one line per job
+    assert "[  3/3]" in done.stderr                                   # progress, one line per job
     assert out.with_suffix(".md").read_text() == done.stdout == bench("--table", str(out)).stdout
 
 
@@ -112,7 +116,7 @@ def test_bench_all_budget_leaves_a_file_listing_what_did_not_run(tmp_path):
                  "--budget", "0", "--out", str(out))
     assert done.returncode == 3, done.stderr
     data = benchmark.load(out)
-    assert not data["complete"] and data["jobs"] == [] and len(data["skipped"]) == 4
+    assert not data["complete"] and data["jobs"] == [] and len(data["skipped"]) == 6   # 2 timing + 2x2 seeds
 
 
 def test_bench_all_interrupted_keeps_a_valid_file(tmp_path):
@@ -127,7 +131,7 @@ def test_bench_all_interrupted_keeps_a_valid_file(tmp_path):
     assert proc.returncode == 130, err
     data = benchmark.load(out)
     assert not data["complete"] and "interrupted" in err
-    assert len(data["jobs"]) + len(data["skipped"]) == 4
+    assert len(data["jobs"]) + len(data["skipped"]) == 5     # 2 speedrun seeds, lenet's timing run and 2 seeds
 
 
 @pytest.mark.parametrize("args, message", [

@@ -42,7 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--models", help="--all: a comma-separated list instead of every fashion network")
     p.add_argument("--seeds", type=int, default=3, help="--all: seeds per model (default 3)")
     p.add_argument("--jobs", type=int, default=4,
-                   help="--all: concurrent worker processes for the seeds after the first (default 4)")
+                   help="--all: concurrent worker processes for the accuracy runs (default 4)")
+    p.add_argument("--timing-epochs", type=int, default=2,
+                   help="--all: epochs of the run alone that times each model (default 2)")
     p.add_argument("--book-subset", type=int, default=1000, metavar="N",
                    help="--all: images per class on the book's side (default 1000; 0: all)")
     p.add_argument("--book-epochs", type=int, default=1, help="--all: epochs of each book comparison (default 1)")
@@ -92,6 +94,7 @@ def run_all(args) -> int:
         names = chosen
     check_count("--seeds", args.seeds, error=ValueError)
     check_count("--jobs", args.jobs, error=ValueError)
+    check_count("--timing-epochs", args.timing_epochs, error=ValueError)
     check_count("--book-epochs", args.book_epochs, error=ValueError)
     if args.book_subset < 0:
         raise ValueError("--book-subset must be 0 (all images) or more")
@@ -106,7 +109,7 @@ def run_all(args) -> int:
     check_writable(args.out)
     settings = benchmark.Settings(models=names, seeds=args.seeds, epochs=args.epochs or 10, subset=args.subset,
                                   book=book, book_epochs=args.book_epochs, book_subset=book_subset,
-                                  jobs=args.jobs, budget=args.budget, device=args.device, cache=args.cache)
+                                  timing_epochs=args.timing_epochs, jobs=args.jobs, budget=args.budget, device=args.device, cache=args.cache)
     command = "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "python -m d2lcnn bench --all"
     # SIGTERM (a timeout, a closed session) stops the run like Ctrl-C: the file keeps what finished.
