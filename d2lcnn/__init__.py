@@ -10,6 +10,7 @@ Modules, one concern each:
 * ``viz``: the pictures and widgets (filters, feature maps, mistakes, where a network looks);
 * ``exercises``: self-checks for the notebooks' exercises;
 * ``book``: the book's reported results, beside ours;
+* ``benchmark``: every network measured the same way (``bench --all``), and the committed results;
 * ``lesson``: showing the package's real source in a lesson;
 * ``display``: putting a figure into a widget's output, the same on ipywidgets 7 and 8;
 * ``runtime``: the device helper and quick mode;

@@ -381,10 +381,21 @@ def summarize(jobs: list[dict]) -> dict:
     return table
 
 
+def _cpu_name() -> str:
+    """The processor's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device) -> dict:
     """Where the figures come from: device, versions, date."""
     device = default_device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     try:
         import torchvision
         tv = torchvision.__version__
@@ -436,8 +447,28 @@ def load(path: str | os.PathLike) -> dict:
     return data
 
 
+def device_label(data: dict) -> str:
+    """Where a results file was measured, in words: the GPU's name, or the CPU's and its cores."""
+    return data["device_name"] + (f", {data['cpu_count']} cores" if data["device"] == "cpu" else "")
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+PUBLISHED = Path(__file__).parent / "results"
+"""Where the committed results files live (package data, so that the lesson finds them on Colab too)."""
+
+
+def published() -> dict:
+    """The committed results the comparison lesson shows: a complete GPU run when there is one,
+    else the newest file (its ``device_name``, ``date`` and ``command`` say what it is)."""
+    files = sorted(PUBLISHED.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no results file in {PUBLISHED}: run python -m d2lcnn bench --all and "
+                                "copy its results file there")
+    runs = [load(f) for f in files]
+    return max(runs, key=lambda d: (d["device"].startswith("cuda"), d["complete"], d["date"]))
 
 
 def _what(job: dict) -> str:
@@ -477,19 +508,24 @@ def markdown(data: dict) -> str:
     status = "complete" if data["complete"] else "**incomplete** (cut short; the table holds what finished)"
     subset = "all 60,000 training images" if s["subset"] is None else f"{s['subset']} images per class"
     book_subset = "all of them" if s["book_subset"] is None else f"{s['book_subset']} images per class"
+    seeds = "seed 0" if s["seeds"] == 1 else f"seeds 0–{s['seeds'] - 1}"
+    sharing = "one run at a time" if s["jobs"] == 1 else f"{s['jobs']} runs at a time sharing the device"
+    timing = " (median over the epochs after the first)" if s["timing_epochs"] > 1 else ""
+    where = device_label(data)
     notes = [
         "",
-        f"Measured on {data['device_name']} ({data['device']}), torch {data['torch']}, {data['date'][:10]}, "
+        f"Measured on {where} ({data['device']}), torch {data['torch']}, {data['date'][:10]}, "
         f"{status}, {data['elapsed_s']:.0f} s in all: `{data['command']}`.",
-        f"Each model: its modern recipe (`Recipe.modern`), {_plural(s['epochs'], 'epoch')} on {subset}, seeds 0–"
-        f"{s['seeds'] - 1}, {s['jobs']} runs at a time sharing the device. Seconds per epoch (training and "
-        f"the test-set evaluation) and examples/s (training) come from a {s['timing_epochs']}-epoch run alone on "
-        "the device (median over the epochs after the first). Goals: the book's median for the book's models, "
+        f"Each model: its modern recipe (`Recipe.modern`), {_plural(s['epochs'], 'epoch')} on {subset}, "
+        f"{seeds}, {sharing}. Seconds per epoch (training and the test-set evaluation) and examples/s "
+        f"(training) come from a {s['timing_epochs']}-epoch run alone on the device{timing}. Goals: the book's "
+        "median for the book's models, "
         f"{EFFICIENT_GOAL} in every seed for the others, {SPEEDRUN_GOAL['test_acc']} mean within "
         f"{SPEEDRUN_GOAL['train_seconds']:g} s for the speedrun (after one untimed warm-up epoch).",
-        f"vs the book's loop: examples/s of our Trainer over d2l's `train_ch6` with its DataLoader, both with "
-        f"the book's recipe, {_plural(s['book_epochs'], 'epoch')}, wall time with data loading and evaluation; "
-        f"the book's side on {book_subset}. FLOPs: one image, a multiply-add counts as two.",
+        (f"vs the book's loop: examples/s of our Trainer over d2l's `train_ch6` with its DataLoader, both with "
+         f"the book's recipe, {_plural(s['book_epochs'], 'epoch')}, wall time with data loading and evaluation; "
+         f"the book's side on {book_subset}." if s["book"] else "vs the book's loop: not measured in this run.")
+        + " FLOPs: one image, a multiply-add counts as two.",
     ]
     if data["skipped"]:
         notes.append("Not run (time budget or interruption): " + ", ".join(
@@ -505,8 +541,11 @@ class _Worker:
 
     def __init__(self, log):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # A session of its own: Ctrl-C in the terminal reaches the benchmark, which stops the workers,
+        # not the workers themselves (whose Trainers would each stop in their own way).
         self.process = subprocess.Popen([sys.executable, "-m", "d2lcnn.benchmark", "worker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+                                        stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                                        start_new_session=True)
 
     def do(self, job: dict) -> dict:
         self.process.stdin.write(json.dumps(job) + "\n")

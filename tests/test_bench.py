@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from d2lcnn import benchmark
+from d2lcnn import benchmark, models
 
 
 def bench(*args, **kwargs):
@@ -85,7 +85,7 @@ def test_markdown_says_where_what_and_what_is_missing():
     data = {"format": benchmark.FORMAT, "command": "python -m d2lcnn bench --all", "device": "cuda",
             "device_name": "NVIDIA H200", "torch": "2.11.0", "date": "2026-11-30T00:00:00+00:00",
             "complete": False, "elapsed_s": 400.0,
-            "settings": {"epochs": 10, "seeds": 3, "subset": None, "jobs": 4, "book_epochs": 1, "book_subset": 1000,
+            "cpu_count": 16, "settings": {"epochs": 10, "seeds": 3, "subset": None, "jobs": 4, "book": True, "book_epochs": 1, "book_subset": 1000,
                          "timing_epochs": 2},
             "jobs": [job("lenet", 0, 0.10)], "skipped": [{"kind": "train", "model": "lenet", "seed": 1}]}
     data["models"] = benchmark.summarize(data["jobs"])
@@ -153,3 +153,27 @@ def test_load_refuses_another_file(tmp_path):
     path.write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="not a d2lcnn benchmark results file"):
         benchmark.load(path)
+
+
+def test_published_results_are_valid_and_the_readme_shows_them():
+    """The committed results file (package data) loads, names registered networks, and the README's
+    results table is exactly its rendering (refresh with ``python -m d2lcnn bench --table FILE``)."""
+    data = benchmark.published()
+    fashion = {s.name for s in models.specs("fashion")}
+    assert set(data["models"]) <= fashion and len(data["models"]) >= 10
+    assert data["device_name"] and data["date"] and data["command"].startswith("python -m d2lcnn bench --all")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert benchmark.markdown(data) in readme
+
+
+def test_published_prefers_a_complete_gpu_run(tmp_path, monkeypatch):
+    def write(name, device, complete, date):
+        (tmp_path / name).write_text(json.dumps({"format": benchmark.FORMAT, "device": device, "complete": complete,
+                                                 "date": date}))
+    write("a.json", "cpu", True, "2026-12-01")
+    write("b.json", "cuda", False, "2026-12-02")
+    write("c.json", "cuda", True, "2026-11-01")
+    monkeypatch.setattr(benchmark, "PUBLISHED", tmp_path)
+    assert benchmark.published()["date"] == "2026-11-01"
+    (tmp_path / "c.json").unlink()
+    assert benchmark.published()["date"] == "2026-12-02"
