@@ -337,7 +337,7 @@ def _describe(name: str) -> dict:
 
 
 def summarize(jobs: list[dict]) -> dict:
-    """Per model: accuracy over the seeds, the solo timing, memory, and the book comparison."""
+    """Per model: accuracy over the seeds, the timing from the runs alone, memory, the book comparison."""
     table = {}
     for job in jobs:
         name = job["model"]
@@ -361,7 +361,7 @@ def summarize(jobs: list[dict]) -> dict:
     for name, row in table.items():
         counted = [r for r in row["runs"] if r["role"] != "timing"]
         accs = [r["test_acc"] for r in counted if r["test_acc"] is not None]
-        solo = [r for r in row["runs"] if r["concurrent"] == 1 and r["error"] is None]
+        solo = [r for r in row["runs"] if r["role"] in ("timing", "speedrun") and r["error"] is None]
         row["seeds"] = len(counted)
         row["test_acc_mean"] = statistics.fmean(accs) if accs else None
         row["test_acc_min"] = min(accs) if accs else None
@@ -439,11 +439,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def load(path: str | os.PathLike) -> dict:
-    """A results file, checked: its format, and a summary for every model."""
+    """A results file, checked: its format; the summary per model is recomputed from its jobs."""
     data = json.loads(Path(path).read_text())
     if data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a d2lcnn benchmark results file (format {data.get('format')!r}, "
                          f"expected {FORMAT!r})")
+    if "jobs" in data:
+        data["models"] = summarize(data["jobs"])
     return data
 
 

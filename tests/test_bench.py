@@ -55,7 +55,7 @@ def job(model, seed=0, acc=0.95, concurrent=4, role="accuracy", **extra):
 
 
 def test_summary_goals_seeds_and_solo_timing():
-    jobs = [job("mobilenet_v1", 0, 0.93), job("mobilenet_v1", 1, 0.89),
+    jobs = [job("mobilenet_v1", 0, 0.93, concurrent=1), job("mobilenet_v1", 1, 0.89),
             job("resnext", 0, 0.5, concurrent=1, role="timing"), job("resnext", 0, 0.91), job("resnext", 1, 0.92),
             job("lenet", 0, 0.10), {"kind": "train", "role": "accuracy", "model": "lenet", "seed": 1, "concurrent": 4,
                                     "error": "TrainingDiverged: training diverged in epoch 1"},
@@ -67,7 +67,7 @@ def test_summary_goals_seeds_and_solo_timing():
     assert mobile["test_acc_min"] == 0.89 and mobile["met_goal"] is False        # every seed must reach 0.90
     assert resnext["met_goal"] is True and resnext["test_acc_mean"] == pytest.approx(0.915)
     assert resnext["seconds_per_epoch"] == 2.0 and resnext["examples_per_s"] == 1000.0   # the timing run, alone
-    assert resnext["seeds"] == 2 and mobile["seconds_per_epoch"] is None                 # no run alone: no time
+    assert resnext["seeds"] == 2 and mobile["seconds_per_epoch"] is None   # no timing run: no time, even alone
     assert lenet["goal"] == 0.808 and "book" in lenet["goal_source"]
     assert lenet["seeds"] == 2 and lenet["stuck_runs"] == 1 and lenet["met_goal"] is False  # the diverged seed counts
     assert lenet["book"]["ratio"] == 12.5
