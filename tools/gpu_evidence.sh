@@ -24,7 +24,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
     BENCH="--models lenet,mobilenet_v1,resnet_speedrun --seeds 2 --epochs 1 --subset 130 --jobs 2 --device cpu"
     TRAIN="--device cpu --epochs 1" LIMIT=300
 else
-    BENCH="--seeds 3 --jobs 12 --budget 360" TRAIN="--epochs 3" LIMIT=420
+    BENCH="--seeds 3 --jobs 12 --budget 330" TRAIN="--epochs 3" LIMIT=390   # 390 + 40 + 30 s, setup: <= 8 min
 fi
 { date -u; nvidia-smi 2>&1 | head -15; python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())"; } >"$OUT/env.txt" 2>&1
 python3 -m d2lcnn data --check >>"$OUT/env.txt" 2>&1 || { cat "$OUT/env.txt"; exit 2; }
