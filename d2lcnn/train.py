@@ -18,8 +18,9 @@ What it does for you, and why:
 * **Nothing fails silently.** A bad setting is refused when the Recipe or the Trainer is made
   (:mod:`d2lcnn.guards`), before any data loads; so is an image size the model cannot take. A
   loss that becomes NaN/inf stops the fit (the weights go back to the last good epoch); a run
-  stuck at chance level, a long run on a CPU, and a Trainer about to re-initialise a trained
-  network each get a warning that says what to do.
+  stuck at chance level, a long run on a CPU, several threads on a CPU that other programs keep
+  busy, and a Trainer about to re-initialise a trained network each get a warning that says what
+  to do.
 * **Quick mode** (``D2LCNN_QUICK=1``) caps epochs, steps, batch size and evaluation so that CI
   runs every notebook in seconds on a CPU without a change to the notebook.
 """
@@ -60,6 +61,9 @@ LONG_RUN_S = 300
 
 ESTIMATE_AFTER_S = 10
 """How long a fit runs before its duration is estimated (once per fit)."""
+
+BUSY_LOAD_PER_CORE = 1.5
+"""A CPU fit warns about thread contention when the load average exceeds this per core (plus one)."""
 
 DATA_SETTINGS = ("batch_size", "resize", "augment", "normalize", "seed")
 """The data pipeline's settings a checkpoint records (they decide what the model saw)."""
@@ -612,6 +616,7 @@ class Trainer:
             torch.cuda.synchronize(self.device)   # once per fit: the host ran ahead of the GPU
             elapsed = time.perf_counter() - start
         plan["warned"].append("estimate")
+        self._check_cpu_contention()
         total_steps = (plan["end"] - plan["start"]) * plan["steps"]
         left = (total_steps - plan["step"]) * elapsed / steps_here
         if left < LONG_RUN_S:
@@ -621,6 +626,24 @@ class Trainer:
              f"a smaller resize (now {self.data.resize}), fewer epochs or a subset of the data "
              "(FashionMNIST(subset=...)); on Colab, choose a GPU runtime. The stop button stops it after the "
              "current step; fit() continues from there.")
+
+    def _check_cpu_contention(self) -> None:
+        """Warn when a CPU fit runs several PyTorch threads on a machine that other programs keep busy.
+
+        The threads of one operation wait for each other at its end; when other programs hold the
+        cores, each wait lasts a scheduler's time slice. On a 2-core CPU with a load average of 20-30,
+        one thread trained 10-12 times faster than two (lessons 13 and 14 measured it).
+        """
+        threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+        if self.device.type != "cpu" or threads < 2 or not hasattr(os, "getloadavg"):
+            return
+        load = os.getloadavg()[0]
+        if load <= BUSY_LOAD_PER_CORE * cores + 1:
+            return
+        warn(f"this CPU is busy: load average {load:.0f} on {cores} cores, and PyTorch runs {threads} threads that "
+             "wait for each other while other programs hold the cores. On a loaded 2-core CPU one thread trained "
+             "10-12 times faster in our runs: call torch.set_num_threads(1) (it takes effect at once; fit() goes "
+             "on where it is), or close the other programs.")
 
     # ------------------------------------------------------------------------------------------
     # Checkpoints

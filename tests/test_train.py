@@ -400,3 +400,25 @@ def test_interrupt_in_the_evaluation_keeps_the_epochs_training(small, monkeypatc
     done = [r for r in t.history if not r["interrupted"]]
     assert [r["epoch"] for r in done] == [1, 2]
     assert done[0]["train_loss"] == pytest.approx(record["train_loss"])  # the whole epoch's loss
+
+
+def test_busy_cpu_with_several_threads_is_explained(small, monkeypatch):
+    monkeypatch.setattr(train, "ESTIMATE_AFTER_S", 0.0)
+    monkeypatch.setattr(train.os, "getloadavg", lambda: (30.0, 30.0, 30.0))
+    monkeypatch.setattr(train.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(train.torch, "get_num_threads", lambda: 2)
+    with pytest.warns(train.TrainingWarning, match=r"this CPU is busy: load average 30 on 2 cores.*set_num_threads\(1\)"):
+        make(small).fit(1)
+
+
+def test_busy_cpu_with_one_thread_or_a_quiet_cpu_says_nothing(small, monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(train, "ESTIMATE_AFTER_S", 0.0)
+    monkeypatch.setattr(train.os, "cpu_count", lambda: 2)
+    for load, threads in ((30.0, 1), (2.5, 2)):
+        monkeypatch.setattr(train.os, "getloadavg", lambda load=load: (load, load, load))
+        monkeypatch.setattr(train.torch, "get_num_threads", lambda threads=threads: threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", train.TrainingWarning)
+            make(small).fit(1)
