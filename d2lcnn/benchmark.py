@@ -591,8 +591,10 @@ def run_all(settings: Settings, out: str | os.PathLike, command: str, progress=N
         return settings.budget is not None and time.monotonic() - results.started > settings.budget
 
     def serve(todo: queue.Queue, concurrent: int) -> None:
-        worker = _Worker(log)
-        with lock:
+        with lock:                 # a stop that came first starts no worker; one that comes later kills it
+            if stopping.is_set():
+                return
+            worker = _Worker(log)
             workers.append(worker)
         try:
             while not stopping.is_set():
@@ -635,7 +637,8 @@ def run_all(settings: Settings, out: str | os.PathLike, command: str, progress=N
             left = [j for j in alone + shared if _key(j) not in done]
             results.save(skipped=left)
         for t in threads:
-            t.join(30)
+            if t.is_alive():       # a stop can come while the threads are being started
+                t.join(30)
         log.close()
         raise
     results.save(complete=not skipped, skipped=skipped)

@@ -33,6 +33,7 @@ def test_bench_subset_too_small_for_the_books_loop_is_a_clear_error():
 # ------------------------------------------------------------------------------------------------
 
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -132,6 +133,31 @@ def test_bench_all_interrupted_keeps_a_valid_file(tmp_path):
     data = benchmark.load(out)
     assert not data["complete"] and "interrupted" in err
     assert len(data["jobs"]) + len(data["skipped"]) == 5     # 2 speedrun seeds, lenet's timing run and 2 seeds
+
+
+def test_a_stop_while_the_workers_start_is_a_clean_stop(tmp_path, monkeypatch):
+    """SIGTERM or Ctrl-C can land inside Thread.start() (CI saw it once in the test above): the stop
+    must still kill what started, leave a valid file and end as an interruption, not a RuntimeError."""
+    starts = []
+
+    class StopAtTheThirdStart(threading.Thread):
+        def start(self):
+            starts.append(self)
+            if len(starts) == 3:        # alone: 1 thread; shared: the first starts, the second is stopped
+                raise KeyboardInterrupt
+            super().start()
+
+    monkeypatch.setattr(benchmark.threading, "Thread", StopAtTheThirdStart)
+    out = tmp_path / "bench.json"
+    settings = benchmark.Settings(models=["lenet"], seeds=2, epochs=1, subset=20, book=False, timing_epochs=1,
+                                  jobs=2, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.run_all(settings, out, "test", progress=lambda text: None)
+    data = benchmark.load(out)
+    assert not data["complete"]
+    assert [j["role"] for j in data["jobs"]][:1] == ["timing"]                 # the job alone finished
+    assert len(data["jobs"]) + len(data["skipped"]) == 3                        # timing + 2 seeds
+    assert not any(t.is_alive() for t in starts)
 
 
 @pytest.mark.parametrize("args, message", [
