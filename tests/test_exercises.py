@@ -132,3 +132,86 @@ def test_check_value_two_steps(capsys):
     assert verdict(capsys).startswith("Not an answer yet: the answer is a whole number")
     assert not exercises.check_value(None, 5)
     assert "Write your answer" in capsys.readouterr().out
+
+
+# -- answers that are no answer: one line, never echoed whole, never counted (issue 26) ----------
+
+NO_ANSWERS = {
+    "10 MB of text": ("1" * 10_000_000, "10,000,000 characters long"),
+    "10**400": (10 ** 400, "far too large"),
+    "nan": (float("nan"), "is nan, not a number"),
+    "'nan' typed": ("nan", "is nan, not a number"),
+    "infinity": (float("inf"), "far too large"),
+    "bytes": (b"(1,6,24,24)", "is bytes, not text"),
+    "a million numbers": (tuple(range(1_000_000)), "(shortened)"),
+}
+
+
+@pytest.mark.parametrize("case", list(NO_ANSWERS))
+def test_no_answer_is_refused_in_one_short_line_and_not_counted(case, capsys):
+    answer, words = NO_ANSWERS[case]
+    conv = nn.Conv2d(6, 16, 5)
+    checks = [(lambda a: exercises.check_output_shape(a, STAGE, (1, 1, 28, 28)), (1, 6, 14, 14), "like (N, C, H, W)"),
+              (lambda a: exercises.check_params(a, conv), 2400, "one whole number"),
+              (lambda a: exercises.check_value(a, 5, hint="look."), 3, "a whole number"),
+              (lambda a: exercises.check_receptive_field(a, STAGE, (1, 1, 28, 28)), 3, "one whole number of pixels")]
+    for check, wrong, form in checks:
+        assert not check(answer)
+        out = verdict(capsys)
+        assert out.startswith("Not an answer yet") and words in out and form in out, out
+        assert len(out) < 400, f"{len(out)} characters: the answer was echoed back"
+        assert not check(wrong)
+        assert "Hint:" in verdict(capsys), "the refused answer counted as a try"
+    assert not exercises.check_output_shape(answer, STAGE, (1, 1, 28, 28))
+    assert "Not an answer yet" in verdict(capsys)
+    assert exercises._wrong == {("shape", repr(STAGE), (1, 1, 28, 28)): [(1, 6, 14, 14)],
+                                ("params", repr(conv)): [2400], ("value", "5", ""): [3.0],
+                                ("field", repr(STAGE), (1, 1, 28, 28)): [3]}, "nothing else was recorded"
+
+
+def test_bytes_are_not_read_as_character_codes(capsys):
+    """b"(1,6,24,24)" iterates as 40, 49, 44, ...: it is refused, not taken for a 11-dimensional shape."""
+    assert not exercises.check_output_shape(b"(1,6,24,24)", nn.Conv2d(1, 6, 5), (1, 1, 28, 28))
+    out = verdict(capsys)
+    assert "40, 49" not in out and "without the b prefix" in out
+
+
+def test_the_same_wrong_answer_again_repeats_the_hint(capsys):
+    """Running the cell unchanged is not a new try: the hint again, saying so; a new answer reveals."""
+    for check, first, other in [(lambda a: exercises.check_output_shape(a, STAGE, (1, 1, 28, 28)),
+                                 (1, 6, 14, 14), "(1, 6, 13, 13)"),
+                                (lambda a: exercises.check_params(a, nn.Conv2d(6, 16, 5)), 2400, "2,500"),
+                                (lambda a: exercises.check_value(a, 5, because="how", hint="look."), 3, "4"),
+                                (lambda a: exercises.check_receptive_field(a, STAGE, (1, 1, 28, 28)), 3, 4)]:
+        assert not check(first)
+        assert exercises.AGAIN in verdict(capsys)
+        for _ in range(2):
+            assert not check(first)
+            again = verdict(capsys)
+            assert "Hint:" in again and exercises.SAME in again and "you wrote" not in again
+        assert not check(other)
+        assert "you wrote" in verdict(capsys), "a different wrong answer shows the worked answer"
+
+
+def test_a_verdict_is_a_truth_value_that_a_notebook_does_not_echo(capsys):
+    from IPython.core.formatters import DisplayFormatter
+
+    right, wrong = exercises.check_value(5, 5), exercises.check_value(None, 5)
+    capsys.readouterr()
+    assert right and not wrong and right == True and wrong == False   # noqa: E712 (the comparison is the point)
+    assert isinstance(right, exercises.Verdict)
+    assert DisplayFormatter().format(right) == ({}, {}), "nothing under the message in a notebook"
+
+
+def test_check_receptive_field_two_steps_from_the_real_layers(capsys):
+    stack = nn.Sequential(nn.Conv2d(1, 1, 3, dilation=2), nn.ReLU(), nn.Conv2d(1, 1, 3, dilation=2))
+    assert not exercises.check_receptive_field(7, stack, (1, 1, 32, 32))
+    hint = verdict(capsys)
+    assert "too narrow" in hint and "d*(k-1)+1" in hint and "9" not in hint
+    assert not exercises.check_receptive_field("11", stack, (1, 1, 32, 32))
+    worked = verdict(capsys)
+    assert "one unit sees 9x9" in worked
+    assert "Conv2d (kernel 3, dilation 2, stride 1) -> 5; Conv2d (kernel 3, dilation 2, stride 1) -> 9" in worked
+    assert "ReLU" not in worked, "layers that do not change the field are left out"
+    assert exercises.check_receptive_field(9, stack, (1, 1, 32, 32))
+    assert exercises.check_receptive_field(3, nn.Conv2d(1, 1, 3), (1, 1, 8, 8)), "a bare layer works too"
