@@ -92,7 +92,8 @@ def test_versus_book_names_its_source_and_keeps_its_columns():
 
 
 def test_layer_dropdowns_name_the_type_and_offer_each_tensor_once():
-    """VGG's block "0" outputs the very tensor of its pool "0.2": one entry, labelled with types."""
+    """VGG's block "0" outputs the very tensor of its pool "0.2": one entry, labelled with types, in
+    every layer menu (feature maps, filters, Grad-CAM, receptive field)."""
     from torch import nn
 
     from d2lcnn import viz
@@ -109,6 +110,14 @@ def test_layer_dropdowns_name_the_type_and_offer_each_tensor_once():
     assert maps.error is None and maps.redraws == 2
     filters = viz.filters(net)
     assert [label for label, _ in filters.layer.options] == ["0.0 · Conv2d", "1.0 · Conv2d"]
+    cam, field = viz.cam(net, fm, n_images=2), viz.receptive_field(net, fm, n_images=1)     # the same menus
+    assert [label for label, _ in cam.layer.options] == labels and cam.layer.value == "1.0"
+    assert [label for label, _ in field.layer.options] == labels and field.layer.value == "0.0"
+    assert viz.receptive_field(net, fm, layer="1", n_images=1).layer.value == "1.2"   # the block: its pool
+    assert viz.cam(net, fm, layer="0", n_images=1).layer.value == "0.2"
+    for widget in (cam, field):
+        widget.layer.value = "1.1"
+        assert widget.error is None and widget.redraws == 2
 
 
 def test_the_sliding_window_widget_follows_its_controls():

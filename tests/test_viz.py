@@ -199,7 +199,7 @@ def test_every_widget_draws_and_redraws(name, nets, datasets, capsys):
                                    (cam, "target", (predicted + 1) % 10),
                                    (cam, "image", 1),
                                    (cam, "layer", other(cam, "layer")),
-                                   (rf, "layer", spatial[-1]),
+                                   (rf, "layer", next(v for _, v in reversed(rf.layer.options) if v in spatial)),
                                    (rf, "row", 0),
                                    (rf, "image", 1)]:
         moves_redraw(widget, control, value)

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..data import CLASSES
 from .capture import (VizError, capture, check_layer, check_range, conv_layers, device_of, evaluating,
-                      get_layer, require_conv_maps)
+                      get_layer, layer_menu, require_conv_maps, same_maps)
 from .draw import images_of, overlay, panel
 
 
@@ -27,6 +27,12 @@ def cam_layers(model: nn.Module, image: torch.Tensor) -> tuple[list[str], str]:
     block and its branches), the outermost such block: the map then covers every branch and
     the shortcut, not one branch of the network.
     """
+    _, usable, choice = _cam_candidates(model, image)
+    return [n for n in dict(model.named_modules()) if n in usable], choice
+
+
+def _cam_candidates(model: nn.Module, image: torch.Tensor) -> tuple[dict, list[str], str]:
+    """One image's outputs of every layer, the usable layers in the order they finish, the default."""
     acts = capture(model, image.unsqueeze(0))
     require_conv_maps(model, [n for n in conv_layers(model) if n in acts and acts[n].dim() == 4], "cam")
     usable = [n for n, a in acts.items() if a.dim() == 4 and a.shape[-1] > 1 and a.shape[-2] > 1]
@@ -42,8 +48,7 @@ def cam_layers(model: nn.Module, image: torch.Tensor) -> tuple[list[str], str]:
         if parent not in usable or acts[parent].shape[-2:] != acts[choice].shape[-2:]:
             break
         choice = parent
-    order = [n for n in dict(model.named_modules()) if n in usable]
-    return order, choice
+    return acts, usable, choice
 
 
 def default_cam_layer(model: nn.Module, image: torch.Tensor) -> str:
@@ -136,18 +141,21 @@ def show_cam(model: nn.Module, image: torch.Tensor, target: int | None = None, l
 def cam(model: nn.Module, data, layer: str | None = None, n_images: int | None = None):
     """Widget: pick an image, a class (default: the predicted one) and a layer; see where it looks.
 
+    The layer menu labels each layer with its type and offers each output once (a block whose
+    output is its last layer's appears as that layer), as :func:`feature_maps` does.
     ``n_images``: how many test images to offer (default 32, or all when fewer).
     """
     import ipywidgets as widgets
 
     images, labels = images_of(data, n_images)
-    layers, default = cam_layers(model, images[0])
+    acts, usable, default = _cam_candidates(model, images[0])
     if layer is not None:
-        default = check_layer(model, layer, layers, "a layer with an image-shaped output larger than 1x1")
+        default = check_layer(model, layer, usable, "a layer with an image-shaped output larger than 1x1")
+    options = layer_menu(model, usable, acts)      # typed labels, each tensor once (as feature_maps)
     image = widgets.IntSlider(0, 0, len(images) - 1, description="image", continuous_update=False)
     target = widgets.Dropdown(options=[("predicted", -1)] + [(c, i) for i, c in enumerate(CLASSES)],
                               value=-1, description="class")
-    pick = widgets.Dropdown(options=layers, value=default, description="layer")
+    pick = widgets.Dropdown(options=options, value=same_maps(acts, default, options), description="layer")
 
     def draw():
         chosen = None if target.value < 0 else target.value

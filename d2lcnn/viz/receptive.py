@@ -31,7 +31,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .capture import OutOfRange, VizError, check_layer, device_of, evaluating, require_conv_maps
+from .capture import OutOfRange, VizError, check_layer, device_of, evaluating, layer_menu, require_conv_maps
 from .draw import images_of, panel
 
 
@@ -107,7 +107,8 @@ def receptive_fields(model: nn.Module, input_shape) -> list[dict]:
     Each row: ``name``, ``type``, ``size`` (the output's (H, W)), ``rf`` (receptive field in
     input pixels, the larger of height and width), ``jump`` (input pixels between neighbouring
     units) and ``start`` (centre of unit (0, 0), in input pixels), and per axis ``rf_hw``,
-    ``jump_hw``, ``start_hw``. A module that runs twice appears twice.
+    ``jump_hw``, ``start_hw``, and ``tensor``, which tells the outputs apart within this pass (a
+    block's row has its last layer's). A module that runs twice appears twice.
     """
     fields: dict[int, Field] = {}
     keep: list[torch.Tensor] = []
@@ -129,7 +130,8 @@ def receptive_fields(model: nn.Module, input_shape) -> list[dict]:
             keep.append(output)
             rows.append({"name": name, "type": type(module).__name__, "size": tuple(output.shape[-2:]),
                          "rf": max(field.rf), "jump": max(field.jump), "start": min(field.start),
-                         "rf_hw": field.rf, "jump_hw": field.jump, "start_hw": field.start})
+                         "rf_hw": field.rf, "jump_hw": field.jump, "start_hw": field.start,
+                         "tensor": id(output)})
         return record
 
     handles = []
@@ -211,7 +213,9 @@ def receptive_field(model: nn.Module, data, layer: str | None = None, n_images: 
                     unit: tuple[int, int] | None = None):
     """Widget: pick a layer, a unit (row, column) and an image; see the part of the image that unit sees.
 
-    ``layer`` and ``unit`` are where it starts (default: the first layer, its centre unit);
+    ``layer`` and ``unit`` are where it starts (default: the first layer, its centre unit). The
+    layer menu labels each layer with its type and offers each output once (a block whose output
+    is its last layer's appears as that layer), as :func:`feature_maps` does;
     ``n_images``: how many test images to offer (default 8, or all when fewer).
     """
     import ipywidgets as widgets
@@ -222,8 +226,13 @@ def receptive_field(model: nn.Module, data, layer: str | None = None, n_images: 
     sizes = {r["name"]: r["size"] for r in rows}
     layer = names[0] if layer is None else check_layer(model, layer, names,
                                                        "a layer with image-shaped (N, C, H, W) output")
+    first = {}                            # output tensor -> the first layer that gave it
+    for r in rows:
+        first.setdefault(r["tensor"], r["name"])
+    offered = list(dict.fromkeys(first[r["tensor"]] for r in rows))    # a block is its last layer
+    layer = first[next(r["tensor"] for r in rows if r["name"] == layer)]
     i, j = check_unit(unit, layer, sizes[layer])
-    pick = widgets.Dropdown(options=names, value=layer, description="layer")
+    pick = widgets.Dropdown(options=layer_menu(model, offered), value=layer, description="layer")
     row = widgets.IntSlider(i, 0, sizes[layer][0] - 1, description="row", continuous_update=False)
     col = widgets.IntSlider(j, 0, sizes[layer][1] - 1, description="column", continuous_update=False)
     image = widgets.IntSlider(0, 0, len(images) - 1, description="image", continuous_update=False)
