@@ -2,8 +2,9 @@
 
 A checkpoint is a ``torch.save`` of plain data, so it loads with ``weights_only=True`` (no code
 runs when a file is opened). It holds the model's weights, the optimizer's state, the history,
-the recipe, the data pipeline's settings, how far training went (``epoch``) and, for a fit
-that was interrupted, where in it (``plan``).
+the recipe, the data pipeline's settings, how far training went (``epoch``), for a fit
+that was interrupted, where in it (``plan``), and for a float16 run its gradient scaler
+(``scaler``, optional: files without it load as before).
 
 * :func:`save` writes beside the destination and renames over it only when complete: a crash
   or a kill mid-write leaves the previous checkpoint intact. Temporary files carry the writer's
@@ -29,6 +30,9 @@ FORMAT = "d2lcnn-checkpoint-2"
 REQUIRED = {"format": str, "arch": str, "model": dict, "optimizer": dict, "history": list, "recipe": dict,
             "data": dict, "epoch": int, "plan": (dict, type(None))}
 """Every key a checkpoint must have, and its type."""
+
+OPTIONAL = {"scaler": dict}
+"""Keys a checkpoint may have, and their type: ``scaler``, the float16 gradient scaler's state."""
 
 
 class CheckpointError(ValueError):
@@ -108,7 +112,7 @@ def read(path: str | os.PathLike, map_location=None) -> dict:
     problems = [f"no '{key}'" for key in REQUIRED if key not in state]
     problems += [f"'{key}' is a {type(state[key]).__name__}, not a "
                  f"{' or '.join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))}"
-                 for key, kind in REQUIRED.items() if key in state and not isinstance(state[key], kind)]
+                 for key, kind in {**REQUIRED, **OPTIONAL}.items() if key in state and not isinstance(state[key], kind)]
     if problems:
         raise CheckpointError(f"{path} is an incomplete or damaged checkpoint: {'; '.join(problems)}. Nothing was loaded.")
     return state

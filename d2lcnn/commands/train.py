@@ -64,8 +64,12 @@ def recipe_from(args) -> Recipe:
 
 
 def _distributed(device_arg: str | None) -> tuple[bool, torch.device]:
-    """Join the process group when torchrun started us; the device of this rank."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """Join the process group when torchrun started us (one process too); the device of this rank.
+
+    torchrun sets ``TORCHELASTIC_RUN_ID`` (and ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...): with
+    one process the group is still made, so that NCCL (gloo on a CPU) really runs.
+    """
+    if "TORCHELASTIC_RUN_ID" not in os.environ and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False, default_device(device_arg)
     device = default_device(device_arg)
     if device.type == "cuda":
@@ -76,15 +80,17 @@ def _distributed(device_arg: str | None) -> tuple[bool, torch.device]:
 
 
 def _checksums(model: torch.nn.Module, distributed: bool) -> list[float]:
-    """The sum of every rank's weights (float64), gathered on all ranks."""
-    local = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    """The sum of every rank's weights, gathered on all ranks.
+
+    Summed in float64 on the CPU: Apple's MPS has no float64, so it is never made on the training
+    device; the sums travel between ranks as Python floats.
+    """
+    local = sum(p.detach().cpu().double().sum().item() for p in model.parameters())
     if not distributed:
-        return [local.item()]
-    backend_device = next(model.parameters()).device
-    local = local.to(backend_device)
-    gathered = [torch.zeros_like(local) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(gathered, local)
-    return [g.item() for g in gathered]
+        return [local]
+    gathered: list = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, local)
+    return gathered
 
 
 def _trainer(args, device) -> tuple[Trainer, int | None]:
@@ -135,6 +141,7 @@ def _report(args, trainer: Trainer, start: float, sums: list[float], distributed
     finished = [r for r in trainer.history if r.get("test_acc") is not None]
     result = {"ok": not interrupted and saved_where_wanted, "model": args.model,
               "recipe": dataclasses.asdict(trainer.recipe), "device": str(trainer.device), "world_size": trainer.world_size,
+              "process_group": torch.distributed.get_backend() if distributed else None,
               "epochs_done": trainer.epoch, "interrupted": interrupted,
               "test_acc": finished[-1]["test_acc"] if finished else None,
               "examples_per_s": last["examples_per_s"],
