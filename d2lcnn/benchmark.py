@@ -748,8 +748,7 @@ def _progress_line(result: dict, done: int, total: int, started: float) -> str:
     if "error" in result:
         return f"{head} {result['kind']} failed: {result['error']}"
     if result["kind"] == "book":
-        return (f"{head} vs the book: {result['ours_per_s']:,.0f} against {result['book_per_s']:,.0f} examples/s "
-                f"({result['ratio']:.1f}×)")
+        return f"{head} vs the book: {_versus(result)}"
     shared = "" if result["concurrent"] == 1 else f", {result['concurrent']} sharing the device"
     return (f"{head} {_what(result)}: test acc {result['test_acc']:.3f}, {result['seconds_per_epoch']:.2f} "
             f"s/epoch{shared}")

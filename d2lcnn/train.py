@@ -322,9 +322,11 @@ class Trainer:
         no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() <= 1]
         groups = [{"params": decay, "weight_decay": r.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        fused = {"fused": True} if self.scaler is not None else {}
-        optimizer = torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0,
-                                    **fused)
+        settings = {"lr": r.lr, "momentum": r.momentum, "nesterov": r.nesterov and r.momentum > 0}
+        try:
+            optimizer = torch.optim.SGD(groups, **settings, **({"fused": True} if self.scaler is not None else {}))
+        except TypeError:   # a torch without fused SGD: the scaler then reads its flag at every step
+            optimizer = torch.optim.SGD(groups, **settings)
         self._zero_momentum(optimizer)
         # Counts the updates really applied, so that an interrupt landing between the update and
         # the loop's own count cannot make a resumed fit apply that update twice.
@@ -811,9 +813,10 @@ class Trainer:
         self.model.load_state_dict(theirs)
         self.recipe, self.data, self.scaler = recipe, data, scaler
         self.optimizer = self._make_optimizer()
+        fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:   # fused as this Trainer needs, whatever the saver had
-            group["fused"] = True if self.scaler is not None else None   # None: torch picks (foreach)
+        for group, ours in zip(self.optimizer.param_groups, fused):   # fused as this Trainer needs, not as the saver's
+            group["fused"] = ours
         self.history = list(state["history"])
         self.epoch = int(state["epoch"])
         self.model.d2lcnn_trained_epochs = self.epoch
