@@ -66,7 +66,6 @@ class HostReads:
         monkeypatch.setattr(trainer, "train_step", train_step)
 
 
-@pytest.mark.filterwarnings("ignore:after 2 epochs the test accuracy")   # LeNet's sigmoids start slowly
 def test_t4_path_float16_with_a_real_scaler(small, monkeypatch, tmp_path):
     gpu(monkeypatch, T4)
     t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=2), seed=1)
