@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from d2lcnn import data, models, train
+from d2lcnn import curves, data, models, train
 from d2lcnn.models.lenet import classifier, conv_block
 from d2lcnn.runtime import QUICK_ENV
 
@@ -234,7 +234,7 @@ def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeyp
     shown = []
     monkeypatch.setattr(train, "in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
-    monkeypatch.setattr(train._Progress, "INTERVAL", 0.0)  # redraw at every step here
+    monkeypatch.setattr(curves.LiveCurves, "due", lambda self: True)  # redraw at every step here
     plt.close("all")
     make(small).fit(1)
     assert capsys.readouterr().out == ""
@@ -242,6 +242,25 @@ def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeyp
     assert len(outputs) == 1 and "d2lcnn-live-plot" in outputs[0]._dom_classes
     assert "image/png" in outputs[0].outputs[-1]["data"]
     assert plt.get_fignums() == []
+
+
+def test_live_curves_keep_plotting_within_their_share_of_the_time(monkeypatch):
+    """After a redraw that took c seconds the next one waits c / share (never under min_interval)."""
+    import ipywidgets
+
+    clock = iter(range(0, 1000, 2))                       # every reading of the clock: 0.2 s later
+    monkeypatch.setattr(curves.time, "monotonic", lambda: next(clock) / 10)
+    live = curves.LiveCurves(ipywidgets.Output(), share=0.04, min_interval=0.5)
+    assert live.due()
+    h = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.5, "test_acc": 0.5} for e in (1, 2)]
+    live.draw(h)                                          # took 0.2 s: the next waits 0.2 / 0.04 = 5 s
+    assert live.interval == pytest.approx(5.0) and not live.due()
+    live.draw(h)
+    assert live.redraws == 2 and live.seconds == pytest.approx(0.4)
+    assert len(live.fig.axes) == 2 and len(live.axes[0].lines) == 1  # one figure, cleared and redrawn
+    fast = curves.LiveCurves(ipywidgets.Output(), share=1000.0, min_interval=0.5)
+    fast.draw(h)
+    assert fast.interval == 0.5                           # never more often than min_interval
 
 
 def test_plot_history_two_panels_one_axes_and_given_axes():
