@@ -661,7 +661,8 @@ class Trainer:
                  "recipe": dataclasses.asdict(self.recipe),
                  "data": {key: getattr(self.data, key) for key in DATA_SETTINGS},
                  "epoch": self.epoch,
-                 "plan": _plain(self._plan) if self._plan else None}
+                 "plan": _plain(self._plan) if self._plan else None,
+                 "structure": checkpoint.structure(self.model)}
         return checkpoint.save(state, path)
 
     @staticmethod
@@ -696,6 +697,13 @@ class Trainer:
                 + (f" and does not fit it: {shown}" if problems else "") + ". Nothing was loaded. Build the same "
                 "architecture (models.build with the name and configuration of the checkpoint), or use "
                 "Trainer.from_checkpoint(path).")
+        differ = checkpoint.structure_differences(state.get("structure", []), checkpoint.structure(self.model)) \
+            if "structure" in state else []
+        if differ:
+            raise CheckpointError(
+                f"{path} holds a {state['arch']!r} built differently from this model: {'; '.join(differ)}. "
+                "Nothing was loaded. Build the network as it was trained (the same models.build arguments, e.g. "
+                "activation=nn.ReLU), then load it with Trainer(model, ...).load(path).")
         recipe = self._recipe_of(path, state)
         checkpoint.check_fields(path, "data settings", state["data"], list(DATA_SETTINGS))
         data = self.data
