@@ -15,6 +15,7 @@ what to do. All of them are ``ValueError`` subclasses, so a caller that only wan
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -140,17 +141,24 @@ def check_writable(path: str | os.PathLike) -> Path:
     a file created and removed beside the destination.
     """
     path = Path(path)
-    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocked is not None:
-        raise OutputPathError(f"cannot write {path}: {blocked} is a file, not a folder. "
-                              "Choose another path, e.g. --out ./model.pt.")
-    if path.is_dir():
-        raise OutputPathError(f"{path} is a folder; give a file path for the checkpoint, e.g. {path / 'model.pt'}.")
     try:
+        blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise OutputPathError(f"cannot write {path}: {blocked} is a file, not a folder. "
+                                  "Choose another path, e.g. --out ./model.pt.")
+        if path.is_dir():
+            raise OutputPathError(f"{path} is a folder; give a file path for the checkpoint, e.g. {path / 'model.pt'}.")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+        # The probe's name is as long as the temporary file a save writes first (.NAME.PID.RANDOM.tmp).
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".probe"):
             pass
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            longest = max((part for part in path.parts), key=lambda part: len(os.fsencode(part)))
+            raise OutputPathError(f"cannot write the checkpoint: a name in its path is too long for this "
+                                  f"filesystem ({len(os.fsencode(longest))} bytes: {longest[:40]}...; a save "
+                                  "also needs about 30 more for its temporary file). Choose a shorter name, "
+                                  "e.g. --out ./model.pt.") from None
         raise OutputPathError(f"cannot write {path}: {exc.strerror or exc} (in {path.parent}). "
                               "Choose a folder you can write to, e.g. --out ./model.pt.") from None
     return path

@@ -734,12 +734,23 @@ class Trainer:
         self.model.d2lcnn_trained_epochs = self.epoch
         plan = state["plan"]
         self._plan = _plain(plan) if plan and not plan["done"] else None
+        if self._plan is not None and self.quick:
+            self._plan = _quick_plan(self._plan, self.epoch)
         return self
 
 
 def _plain(plan: dict) -> dict:
     """A copy of a plan (nested dicts and lists copied too)."""
     return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in plan.items()}
+
+
+def _quick_plan(plan: dict, epoch: int) -> dict:
+    """An interrupted plan cut to what quick mode allows: from the current epoch (``epoch``
+    finished), at most QUICK's epochs and steps, keeping the position within the epoch."""
+    steps = min(plan["steps"], QUICK["steps"])
+    in_epoch = plan["step"] - (epoch - plan["start"]) * plan["steps"]
+    return {**plan, "start": epoch, "end": min(plan["end"], epoch + QUICK["epochs"]), "steps": steps,
+            "step": min(in_epoch, steps)}
 
 
 def _duration(seconds: float) -> str:

@@ -422,3 +422,20 @@ def test_busy_cpu_with_one_thread_or_a_quiet_cpu_says_nothing(small, monkeypatch
         with warnings.catch_warnings():
             warnings.simplefilter("error", train.TrainingWarning)
             make(small).fit(1)
+
+
+def test_quick_mode_applies_to_a_resumed_run(tmp_path, small, monkeypatch):
+    """An interrupted full run resumed in quick mode (CI) finishes quickly: quick's epochs and steps."""
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=3), seed=1)
+    handle = interrupt_after(t, 3)   # epoch 1, step 3 of 12
+    t.fit()
+    handle.remove()
+    path = t.save(tmp_path / "mid.pt")
+    monkeypatch.setenv(QUICK_ENV, "1")
+    resumed = make(small)
+    resumed.load(path)
+    steps = {"n": 0}
+    resumed.model.register_forward_hook(lambda m, i, o: steps.__setitem__("n", steps["n"] + m.training))
+    resumed.fit()
+    assert resumed.epoch == train.QUICK["epochs"] and not resumed.interrupted
+    assert steps["n"] == train.QUICK["steps"] - 3    # the rest of its first epoch, in quick mode's steps
