@@ -43,6 +43,10 @@ class OutputPathError(ValueError):
     """A checkpoint path that cannot be written (a folder, a read-only place)."""
 
 
+class ArgumentError(ValueError, TypeError):
+    """An argument of the wrong kind (``Trainer(None)``, a recipe given as a dict, a seed in words)."""
+
+
 class InputMismatchError(ShapeMismatchError):
     """The data's images do not fit the model (size, channels or number of classes)."""
 
