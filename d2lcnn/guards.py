@@ -10,7 +10,8 @@ what to do. All of them are ``ValueError`` subclasses, so a caller that only wan
 * :func:`check_count` — epochs, batch sizes, subsets: whole numbers of at least one;
 * :func:`resolve_device` — a device that exists here, or the list of those that do;
 * :func:`check_writable` — a checkpoint path that can be written, checked before training;
-* :func:`check_model_fits` — the data's images fit the model (the layer that breaks is named).
+* :func:`check_model_fits` — the data's images fit the model (the layer that breaks is named);
+* :class:`ArgumentError` — an argument of the wrong kind (``Trainer(None)``, a recipe as a dict).
 """
 
 from __future__ import annotations

@@ -371,3 +371,10 @@ def test_an_out_name_too_long_is_one_line(tmp_path, quick, monkeypatch, capsys):
     assert main(["train", "lenet", "--out", str(tmp_path / ("m" * 237 + ".pt"))]) == 2
     assert "too long" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_says_what_nproc_per_node_takes():
+    """torchrun --nproc_per_node=0 fails inside torch with a bare AssertionError: our README says what to pass."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "`torchrun --nproc_per_node=N` starts N processes on this machine: N is 1 or more" in readme
+    assert "$D2LCNN_RENDEZVOUS_TIMEOUT" in readme
