@@ -378,3 +378,19 @@ def test_the_readme_says_what_nproc_per_node_takes():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "`torchrun --nproc_per_node=N` starts N processes on this machine: N is 1 or more" in readme
     assert "$D2LCNN_RENDEZVOUS_TIMEOUT" in readme
+
+
+def test_when_nothing_can_be_written_the_history_is_still_printed(tmp_path, quick, monkeypatch, capsys):
+    from d2lcnn.commands import main
+    from d2lcnn.commands import train as command
+
+    monkeypatch.setattr(command, "_rescue_paths", lambda model, failed: [tmp_path / "full.pt"])
+
+    def save(self, path):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(command.Trainer, "save", save)
+    assert main(["train", "lenet", "--device", "cpu", "--out", str(tmp_path / "wanted.pt")]) == 2
+    captured = capsys.readouterr()
+    assert "the model could not be saved anywhere" in captured.err and '"train_loss"' in captured.err
+    assert "checkpoint saved" not in captured.out and list(tmp_path.iterdir()) == []

@@ -231,13 +231,15 @@ def _report(args, trainer: Trainer, start: float, sums: list[float], distributed
               "examples_per_s": last["examples_per_s"],
               "history": trainer.history, "weights_checksum_start": start,
               "rank_checksums": sums, "checkpoint": saved}
-    if interrupted:
+    if interrupted and saved:
         result["resume"] = f"python -m d2lcnn train {args.model} --resume {saved}"
     if args.json:
         emit(result, True)
     elif interrupted:
         print(f"{args.model}: interrupted in epoch {last['epoch']} after {last['steps_done']} steps "
-              f"({trainer.epoch} epochs finished). Checkpoint: {saved}. Go on with:\n  {result['resume']}")
+              f"({trainer.epoch} epochs finished). "
+              + (f"Checkpoint: {saved}. Go on with:\n  {result['resume']}" if saved
+                 else "It could not be saved (see above)."))
     else:
         print(f"{args.model}: test acc {last['test_acc']:.3f}, {last['examples_per_s']:,.0f} examples/s "
               f"on {trainer.device}" + (f" x {trainer.world_size} processes" if distributed else "")
