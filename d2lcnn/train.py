@@ -740,8 +740,9 @@ class Trainer:
                 + (f" and does not fit it: {shown}" if problems else "") + ". Nothing was loaded. Build the same "
                 "architecture (models.build with the name and configuration of the checkpoint), or use "
                 "Trainer.from_checkpoint(path).")
-        differ = checkpoint.structure_differences(state.get("structure", []), checkpoint.structure(self.model)) \
-            if "structure" in state else []
+        # A version-2 file records no structure: its names and shapes were checked above.
+        differ = (checkpoint.structure_differences(state["structure"], checkpoint.structure(self.model))
+                  if "structure" in state else [])
         if differ:
             raise CheckpointError(
                 f"{path} holds a {state['arch']!r} built differently from this model: {'; '.join(differ)}. "
