@@ -765,7 +765,7 @@ class Trainer:
         optimizer = torch.optim.SGD([{"params": g["params"]} for g in self.optimizer.param_groups], lr=recipe.lr)
         try:
             optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise CheckpointError(f"{path}: its optimizer state does not fit this model ({exc}). "
                                   "Nothing was loaded.") from None
         # All checked: now change everything.
