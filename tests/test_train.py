@@ -441,3 +441,41 @@ def test_busy_cpu_with_one_thread_or_a_quiet_cpu_says_nothing(small, monkeypatch
         with warnings.catch_warnings():
             warnings.simplefilter("error", train.TrainingWarning)
             make(small).fit(1)
+
+
+def test_quick_mode_applies_to_a_resumed_run(tmp_path, small, monkeypatch):
+    """An interrupted full run resumed in quick mode (CI) finishes quickly: quick's epochs and steps."""
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=3), seed=1)
+    handle = interrupt_after(t, 3)   # epoch 1, step 3 of 12
+    t.fit()
+    handle.remove()
+    path = t.save(tmp_path / "mid.pt")
+    monkeypatch.setenv(QUICK_ENV, "1")
+    resumed = make(small)
+    resumed.load(path)
+    steps = {"n": 0}
+    resumed.model.register_forward_hook(lambda m, i, o: steps.__setitem__("n", steps["n"] + m.training))
+    resumed.fit()
+    assert resumed.epoch == train.QUICK["epochs"] and not resumed.interrupted
+    assert steps["n"] == train.QUICK["steps"] - 3    # the rest of its first epoch, in quick mode's steps
+
+
+def test_evaluate_with_a_negative_limit_is_one_line(small):
+    t = make(small)
+    with pytest.raises(ValueError, match="limit must be a whole number of at least 1, got -5"):
+        t.evaluate(limit=-5)
+    assert 0 <= t.evaluate(limit=5)["test_acc"] <= 1
+
+
+def test_nan_in_the_input_data_is_named_not_the_learning_rate():
+    nan_data = data.FashionMNIST(batch_size=50, device="cpu", subset=20, test_subset=10)
+    nan_data.train_images = nan_data.train_images.float()
+    nan_data.train_images[7, 3, 3] = float("nan")
+    t = train.Trainer(models.build("lenet"), data=nan_data, recipe=train.Recipe.modern("lenet", epochs=1))
+    before = weights(t)
+    with pytest.raises(train.TrainingDiverged) as err:
+        t.fit()
+    message = str(err.value)
+    assert "the input images of 1 training batch hold NaN or infinite values" in message
+    assert f"learning rate ({t.recipe.lr:g}) is not the cause" in message and "Try a lower learning rate" not in message
+    assert torch.equal(weights(t), before)     # put back as they were
