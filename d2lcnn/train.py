@@ -665,10 +665,10 @@ class Trainer:
         if left < LONG_RUN_S:
             return
         warn(f"this fit will take about {_duration(left)} more on {self.device} ({elapsed / steps_here:.2f} s per "
-             f"step, {total_steps - plan['step']:,} steps left). To finish sooner: use the notebook's CPU setting, "
-             f"a smaller resize (now {self.data.resize}), fewer epochs or a subset of the data "
-             "(FashionMNIST(subset=...)); on Colab, choose a GPU runtime. The stop button stops it after the "
-             "current step; fit() continues from there.")
+             f"step, {total_steps - plan['step']:,} steps left). To finish sooner: a smaller setting (the "
+             f"notebook's CPU setting, if you are not on it already), a smaller resize (now {self.data.resize}), "
+             "fewer epochs or a subset of the data (FashionMNIST(subset=...)); on Colab, choose a GPU runtime. "
+             "The stop button stops it after the current step; fit() continues from there.")
 
     def _check_cpu_contention(self) -> None:
         """Warn when a CPU fit runs several PyTorch threads on a machine that other programs keep busy.
