@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import signal
@@ -40,6 +41,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -50,7 +52,7 @@ from . import checkpoint
 from . import models as registry
 from .checkpoint import CheckpointError
 from .data import CLASSES, FashionMNIST
-from .guards import check_count, check_model_fits, check_recipe
+from .guards import ArgumentError, check_count, check_model_fits, check_recipe
 from .runtime import default_device, quick_mode
 
 QUICK = {"epochs": 1, "steps": 5, "batch_size": 32, "eval_examples": 256}
@@ -211,6 +213,21 @@ def in_notebook() -> bool:
     return shell is not None and any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
 
 
+def _check_arguments(model, recipe, seed) -> None:
+    """The Trainer's arguments of the wrong kind, refused in words before anything is made."""
+    if not isinstance(model, nn.Module):
+        raise ArgumentError(f"model must be a network (a torch.nn.Module), got {type(model).__name__} {model!r:.60}. "
+                            "Build one first, e.g. Trainer(models.build('lenet')).")
+    if recipe is not None and not isinstance(recipe, Recipe):
+        fix = (f"Recipe(**{recipe!r:.80}) or Recipe.modern('lenet', **{recipe!r:.80})" if isinstance(recipe, dict)
+               else "Recipe.modern('lenet') or Recipe.book('lenet')")
+        raise ArgumentError(f"recipe must be a Recipe, got a {type(recipe).__name__}: write recipe={fix}; "
+                            "a Recipe checks every setting.")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ArgumentError(f"seed must be a whole number of at least 0, got {seed!r}. Any one will do, e.g. seed=0; "
+                            "the same seed gives the same network and the same run.")
+
+
 class Trainer:
     """Train and evaluate a network on Fashion-MNIST.
 
@@ -242,14 +259,16 @@ class Trainer:
                  device: str | torch.device | None = None, callbacks=(), compile: bool = False,
                  amp: bool | None = None, channels_last: bool | None = None, seed: int = 0,
                  name: str | None = None):
+        _check_arguments(model, recipe, seed)
         self.recipe = recipe or Recipe()
         self.device = default_device(device if device is not None else (data.device if data else None))
         self.quick = quick_mode()
         self.seed = seed
         self.name = name or getattr(model, "d2lcnn_name", type(model).__name__)
         resize = data.resize if data is not None else self.recipe.resize
-        check_model_fits(model, (1, 1, resize, resize), len(CLASSES),
-                         what=f"Fashion-MNIST at resize={resize}")
+        # Given data is asked for one real image: a dataset of 3 channels (or another size) shows here.
+        shape = tuple(data.sample(1)[0].shape) if data is not None and hasattr(data, "sample") else (1, 1, resize, resize)
+        check_model_fits(model, shape, len(CLASSES), what=f"Fashion-MNIST at resize={resize}")
         trained = getattr(model, "d2lcnn_trained_epochs", None)
         if trained is not None and self.recipe.init != "none":
             warn(f"this network was trained already ({trained} finished epoch{'s' if trained != 1 else ''}); a new "
@@ -426,6 +445,9 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, limit: int | None = None) -> dict:
         """Test loss and accuracy (on at most ``limit`` test images; quick mode caps it)."""
+        if limit is not None:
+            check_count("limit", limit, "It is the number of test images to use (None: all of them).",
+                        error=ArgumentError)
         if self.quick:
             limit = min(limit or QUICK["eval_examples"], QUICK["eval_examples"])
         was_training = self.model.training
@@ -652,6 +674,13 @@ class Trainer:
                         " (the optimizer's momentum was cleared); the history keeps this epoch's record.")
         self._plan = None
         steps = record.get("nonfinite_steps") or 0
+        bad, split = self._nonfinite_batches(record["epoch"] - 1, plan, training=bool(steps))
+        if bad:
+            raise TrainingDiverged(
+                f"training stopped in epoch {record['epoch']}: the input images of {bad} {split} batch"
+                f"{'es' if bad != 1 else ''} hold NaN or infinite values, so the loss did too; the learning rate "
+                f"({self.recipe.lr:g}) is not the cause. {restored} Fix or drop those images (for a batch X, "
+                "torch.isfinite(X).flatten(1).all(1) marks the good ones), then make a new Trainer.")
         where = f"in {steps} of its steps" if steps else "in the evaluation"
         bigger = "" if self.recipe.clip_grad_norm else ", gradient clipping (clip_grad_norm=5.0)"
         raise TrainingDiverged(
@@ -659,6 +688,20 @@ class Trainer:
             f"(learning rate {self.recipe.lr:g}). {restored} Try a lower learning rate, e.g. "
             f"lr={self.recipe.lr / 10:g}{bigger}, or init='kaiming' for a ReLU network; then make a new "
             "Trainer.")
+
+    def _nonfinite_batches(self, epoch: int, plan: dict, training: bool) -> tuple[int, str]:
+        """How many of ``epoch``'s training batches (or of the test batches) hold NaN/inf: checked
+        after a divergence, before the learning rate is blamed. The batches are a function of
+        (seed, epoch), so these are the ones the epoch saw."""
+        if training:
+            batches = itertools.islice(self.data.train_batches(epoch=epoch, rank=self.rank, world_size=self.world_size,
+                                                               batch_size=self.batch_size), plan["steps"])
+        else:
+            limit = QUICK["eval_examples"] if self.quick else None
+            batches = self.data.test_batches(batch_size=max(self.batch_size, 256), limit=limit)
+        with torch.no_grad():
+            bad = sum(int(not bool(torch.isfinite(X).all())) for X, _ in batches)
+        return bad, "training" if training else "test"
 
     def _watch_chance(self, record: dict, plan: dict) -> None:
         """Warn once per fit when test accuracy is still near chance after two epochs."""
@@ -705,10 +748,10 @@ class Trainer:
         if left < LONG_RUN_S:
             return
         warn(f"this fit will take about {_duration(left)} more on {self.device} ({elapsed / steps_here:.2f} s per "
-             f"step, {total_steps - plan['step']:,} steps left). To finish sooner: use the notebook's CPU setting, "
-             f"a smaller resize (now {self.data.resize}), fewer epochs or a subset of the data "
-             "(FashionMNIST(subset=...)); on Colab, choose a GPU runtime. The stop button stops it after the "
-             "current step; fit() continues from there.")
+             f"step, {total_steps - plan['step']:,} steps left). To finish sooner: a smaller setting (the "
+             f"notebook's CPU setting, if you are not on it already), a smaller resize (now {self.data.resize}), "
+             "fewer epochs or a subset of the data (FashionMNIST(subset=...)); on Colab, choose a GPU runtime. "
+             "The stop button stops it after the current step; fit() continues from there.")
 
     def _check_cpu_contention(self) -> None:
         """Warn when a CPU fit runs several PyTorch threads on a machine that other programs keep busy.
@@ -744,7 +787,8 @@ class Trainer:
                  "recipe": dataclasses.asdict(self.recipe),
                  "data": {key: getattr(self.data, key) for key in DATA_SETTINGS},
                  "epoch": self.epoch,
-                 "plan": _plain(self._plan) if self._plan else None}
+                 "plan": _plain(self._plan) if self._plan else None,
+                 "structure": checkpoint.structure(self.model)}
         if self.scaler is not None:    # float16: a resumed run goes on at the scale it had found
             state["scaler"] = self.scaler.state_dict()
         return checkpoint.save(state, path)
@@ -781,6 +825,14 @@ class Trainer:
                 + (f" and does not fit it: {shown}" if problems else "") + ". Nothing was loaded. Build the same "
                 "architecture (models.build with the name and configuration of the checkpoint), or use "
                 "Trainer.from_checkpoint(path).")
+        # A version-2 file records no structure: its names and shapes were checked above.
+        differ = (checkpoint.structure_differences(state["structure"], checkpoint.structure(self.model))
+                  if "structure" in state else [])
+        if differ:
+            raise CheckpointError(
+                f"{path} holds a {state['arch']!r} built differently from this model: {'; '.join(differ)}. "
+                "Nothing was loaded. Build the network as it was trained (the same models.build arguments, e.g. "
+                "activation=nn.ReLU), then load it with Trainer(model, ...).load(path).")
         recipe = self._recipe_of(path, state)
         checkpoint.check_fields(path, "data settings", state["data"], list(DATA_SETTINGS))
         data = self.data
@@ -798,7 +850,7 @@ class Trainer:
         optimizer = torch.optim.SGD([{"params": g["params"]} for g in self.optimizer.param_groups], lr=recipe.lr)
         try:
             optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise CheckpointError(f"{path}: its optimizer state does not fit this model ({exc}). "
                                   "Nothing was loaded.") from None
         scaler = self.scaler
@@ -822,12 +874,23 @@ class Trainer:
         self.model.d2lcnn_trained_epochs = self.epoch
         plan = state["plan"]
         self._plan = _plain(plan) if plan and not plan["done"] else None
+        if self._plan is not None and self.quick:
+            self._plan = _quick_plan(self._plan, self.epoch)
         return self
 
 
 def _plain(plan: dict) -> dict:
     """A copy of a plan (nested dicts and lists copied too)."""
     return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in plan.items()}
+
+
+def _quick_plan(plan: dict, epoch: int) -> dict:
+    """An interrupted plan cut to what quick mode allows: from the current epoch (``epoch``
+    finished), at most QUICK's epochs and steps, keeping the position within the epoch."""
+    steps = min(plan["steps"], QUICK["steps"])
+    in_epoch = plan["step"] - (epoch - plan["start"]) * plan["steps"]
+    return {**plan, "start": epoch, "end": min(plan["end"], epoch + QUICK["epochs"]), "steps": steps,
+            "step": min(in_epoch, steps)}
 
 
 def _duration(seconds: float) -> str:
