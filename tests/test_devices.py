@@ -103,6 +103,27 @@ def test_t4_path_records_and_explains_skipped_steps(small, monkeypatch):
     assert t.scaler.get_scale() == 2.0 ** (40 - 12)
 
 
+def test_t4_run_stopped_mid_epoch_resumes_with_its_scale_and_skipped_steps(small, monkeypatch, tmp_path):
+    gpu(monkeypatch, T4)
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=1), seed=1)
+    t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+    calls = {"n": 0}
+
+    def stop_after_five(module, inputs, output):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            t.stop()
+
+    handle = t.model.register_forward_hook(stop_after_five)
+    t.fit()
+    handle.remove()
+    assert t.interrupted and t._plan["partial"]["skipped"] == 5
+    resumed = train.Trainer.from_checkpoint(t.save(tmp_path / "stopped.pt"), device="cpu")
+    assert resumed.scaler.get_scale() == 2.0 ** 35
+    resumed.fit()
+    assert resumed.history[-1]["skipped_steps"] == 12 and not resumed.interrupted
+
+
 def test_a_plain_checkpoint_without_a_scaler_still_loads(small, monkeypatch, tmp_path):
     path = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=1)).save(
         tmp_path / "cpu.pt")
