@@ -6,9 +6,10 @@
 #            train_ch6 for the book's models (float32 both, the book's side on 300 images per class),
 #            the speedrun's 3 seeds alone, then seed 0 of every other network for 10 epochs,
 #            8 at a time. One seed, not three: 42 ten-epoch runs cannot fit. Sized from FLOP
-#            counts (about 17 PFLOP in all, about 10-20% of the H200's bf16 peak assumed for these
-#            small networks): an estimate, never measured. A budget stops new jobs at 225 s; what it
-#            cuts is listed in bench.md, and the step then fails (exit 3).
+#            counts: about 16 PFLOP in all (a step taken as 3x the forward FLOPs), 80-160 s at
+#            10-20% of the H200's 989 TFLOP/s bf16 peak, assumed for these small networks: an
+#            estimate, never measured. A budget stops new jobs at 225 s; what it cuts is listed in
+#            bench.md as not run, and the step fails (exit 3).
 #   compile  train lenet --compile, 3 epochs (the time for its compilation comes out of the total
 #            before the bench gets the rest);
 #   nccl     torchrun with one process: a real NCCL process group (gloo in SMOKE), checked in nccl.json.
