@@ -24,8 +24,14 @@ def figure_output(fig, dpi: int = 90) -> dict:
 
 
 def redraw(output, draw) -> None:
-    """Replace ``output``'s content with the figure ``draw()`` returns, then close the figure."""
-    fig = draw()
+    """Replace ``output``'s content with the figure ``draw()`` returns, then close the figure.
+
+    ``draw()`` runs with pyplot's interactive mode off: in a notebook, pyplot's inline backend
+    otherwise queues every figure it makes until the running cell ends, closed or not, and a
+    widget moved a hundred times would hold a hundred figures.
+    """
+    with plt.ioff():
+        fig = draw()
     try:
         output.outputs = (figure_output(fig),)
     finally:

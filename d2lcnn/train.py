@@ -746,10 +746,10 @@ def _duration(seconds: float) -> str:
 class _Progress:
     """Progress for one ``fit``: a tqdm bar and a live plot in notebooks, lines in a terminal.
 
-    The host reads the device's running sums (a synchronisation) at most twice a second.
+    The host reads the device's running sums (a synchronisation) only when the live plot is due
+    (:class:`d2lcnn.curves.LiveCurves`: at most twice a second, and less often when a redraw
+    would take more than 3% of the time).
     """
-
-    INTERVAL = 0.5
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
@@ -757,9 +757,8 @@ class _Progress:
         plan = trainer._plan
         total = (plan["end"] - plan["start"]) * plan["steps"]
         note = " (quick mode)" if trainer.quick else ""
-        self.last = 0.0
         self.live: list[dict] = []
-        self.bar = self.out = None
+        self.bar = self.curves = None
         self.handle = None
         if self.notebook:
             import ipywidgets as widgets
@@ -770,9 +769,12 @@ class _Progress:
             # keeps for readers without widgets (GitHub, nbviewer): the final state, not "0%".
             self.bar = tqdm(total=total, initial=plan["step"], desc=f"training{note}", unit="step", display=False)
             self.handle = display(self.bar.container, display_id=True)
-            self.out = widgets.Output()
-            self.out.add_class("d2lcnn-live-plot")
-            display(self.out)
+            from .curves import LiveCurves
+
+            out = widgets.Output()
+            out.add_class("d2lcnn-live-plot")
+            display(out)
+            self.curves = LiveCurves(out)
         elif note:
             print(f"quick mode (D2LCNN_QUICK=1): at most {QUICK['epochs']} epoch, {QUICK['steps']} steps, "
                   f"batch {QUICK['batch_size']}, {QUICK['eval_examples']} test images", file=sys.stderr, flush=True)
@@ -781,10 +783,8 @@ class _Progress:
         if self.bar is None:  # a terminal prints per epoch: nothing to read mid-epoch
             return
         self.bar.update(1)
-        now = time.monotonic()
-        if now - self.last < self.INTERVAL:
+        if not self.curves.due():
             return
-        self.last = now
         point = {"epoch": epoch + fraction, "train_loss": loss_sum.item() / seen,
                  "train_acc": correct.item() / seen}
         self.live.append(point)
@@ -815,13 +815,10 @@ class _Progress:
 
     def draw(self) -> None:
         """Redraw the live plot in its Output."""
-        if self.out is None:
+        if self.curves is None:
             return
-        from .curves import plot_history
-        from .display import redraw
-
         history = [r for r in self.trainer.history if not r.get("interrupted")]
-        redraw(self.out, lambda: plot_history(self.live + history))
+        self.curves.draw(self.live + history)
 
     def close(self) -> None:
         if self.bar is not None:
