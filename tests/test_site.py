@@ -238,6 +238,8 @@ def test_lesson_as_live_slides_with_a_working_widget(tmp_path, browser):
     copy = tmp_path / name
     copy.write_text(lesson("02").read_text())
     slides(copy)
+    cells = nbformat.read(copy, as_version=4).cells
+    maps = next(i for i, c in enumerate(cells) if c.cell_type == "code" and "viz.feature_maps(" in c.source)
     with jupyterlab(tmp_path / "lab", {name: copy}, "ipywidgets8") as lab:
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(60_000)
@@ -245,28 +247,31 @@ def test_lesson_as_live_slides_with_a_working_widget(tmp_path, browser):
         log_from = lab["log"].stat().st_size
         try:
             run_all(page, watch, lab, name)
-            # The first cell is selected: start the slideshow there (RISE's command, as its button does).
+            # From the first cell, in command mode: Alt+R starts the slideshow (RISE's shortcut).
             page.locator(".jp-Notebook .jp-Cell").first.click()
+            page.keyboard.press("Escape")
             page.keyboard.press("Alt+r")
             frame = rise_frame(page)
-            frame.locator(".reveal .slides section.present").first.wait_for(state="visible")
-            shot(page, "rise-title-slide")
+            frame.locator(".reveal .slides > section.present").first.wait_for(state="visible")
             titles = [current_slide_text(frame)]
-            for step in range(3):
+            shot(page, "rise-title-slide")
+            for _ in range(3):
                 frame.locator("body").press("ArrowRight")
                 page.wait_for_timeout(800)
                 titles.append(current_slide_text(frame))
-            assert len(set(titles)) == 4, f"the slideshow did not move through three slides: {titles}"
+            assert len(set(titles)) == 4 and "LeNet" in titles[0], f"the slideshow did not move through three slides: {titles}"
             shot(page, "rise-third-slide")
 
-            # Go on to the feature maps' slide and change the layer there.
-            for _ in range(60):
-                if frame.locator(f"section.present .{WIDGET}").count():
-                    break
-                frame.locator("body").press("ArrowRight")
-                page.wait_for_timeout(300)
-            box = frame.locator(f"section.present .{WIDGET}").first
-            box.wait_for(state="visible")
+            # The feature maps' slide (as RISE opens it from a selected cell): run its cell there,
+            # then change the layer: the picture is redrawn by the kernel.
+            frame.goto(frame.url.split("#")[0].split("?")[0] + f"?activeCellIndex={maps}")
+            present = frame.locator(".reveal .slides > section.present").first
+            present.wait_for(state="visible")
+            assert "Feature maps" in current_slide_text(frame)
+            editor = present.locator(".jp-CodeCell .jp-InputArea-editor").first
+            editor.click()
+            editor.press("Control+Enter")
+            present.locator(f".{WIDGET} img").first.wait_for(state="visible")
             check_redraw(frame, watch, WIDGET, "layer dropdown", lambda: pick_other(dropdown(frame, WIDGET, "layer")),
                          "rise-feature-maps-layer")
             shot(page, "rise-widget-redrawn")
@@ -298,4 +303,4 @@ def rise_frame(page) -> InFrame:
 
 
 def current_slide_text(frame) -> str:
-    return frame.locator(".reveal .slides > section.present").first.inner_text()[:200]
+    return frame.locator(".reveal .slides > section.present").first.inner_text()[:200].strip()

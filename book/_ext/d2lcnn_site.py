@@ -3,6 +3,8 @@
 * Each widget view becomes what the widget drew when the lesson ran (see widget_pictures.py), so
   that no widget manager has to come from a CDN; the saved widget state is not put in the page.
 * Each lesson page starts with its links: open it in Colab, download the notebook.
+* Each page loads each script once (Jupyter Book also lists every .js file of the static folders,
+  so MathJax came twice, which raises an error), and none of thebe's (launching code in the page is off: it would come from a CDN).
 * The finale's bubble chart (the first figure of the comparison lesson's "bubble chart" section)
   is copied to ``_static/finale-chart.png`` for the landing page.
 """
@@ -69,7 +71,20 @@ def copy_chart(app, exception) -> None:
         shutil.copy(chart, target)
 
 
+def scripts_once(app, pagename, templatename, context, doctree) -> None:
+    seen, kept = set(), []
+    for script in context.get("script_files", []):
+        attributes = getattr(script, "attributes", {})
+        key = str(getattr(script, "filename", script) or "") or attributes.get("body", "")
+        if key in seen or "thebe" in key or "THEBE" in key:
+            continue
+        seen.add(key)
+        kept.append(script)
+    context["script_files"] = kept
+
+
 def setup(app):
     app.connect("doctree-read", lesson_page)
+    app.connect("html-page-context", scripts_once, priority=900)
     app.connect("build-finished", copy_chart)
     return {"parallel_read_safe": False, "parallel_write_safe": True}
