@@ -8,8 +8,8 @@ landing page, both made from the lessons in chapters/, which are linked in, not 
 MathJax with npm, and runs Jupyter Book's Sphinx build into ``--out``. Every lesson is executed at the
 setting its notebook picks (its CPU setting without a GPU; ``D2LCNN_QUICK=1`` for quick mode, with
 a cache and an output of its own: ``build/quick/book``). jupyter-cache keeps the executed outputs
-under ``<out>/../.book-cache/``: a second build without changes re-executes nothing, and a lesson
-whose code changed is executed again alone.
+under ``<out>/../.book-cache/``: a second build without changes re-executes nothing, a lesson
+whose code changed is executed again alone, and a change to the d2lcnn package runs them all.
 
 ``slides`` converts the lessons the book executed (``<book>/../jupyter_execute/``) into reveal.js
 decks with nbconvert, after giving them their slide metadata (tools/notebooks.py's rules) and
@@ -21,6 +21,7 @@ Nothing is loaded from a CDN when a page or a deck is read.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -192,17 +193,41 @@ def sources(paths: list[Path], src: Path) -> None:
     write(src / "index.md", landing_page(paths))
 
 
+def extension_version() -> str:
+    """A hash of the site's extension: when its code changes, every page is read again."""
+    digest = hashlib.sha256()
+    for path in sorted((BOOK / "_ext").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def forget_runs_of_another_package(cache: Path) -> None:
+    """jupyter-cache knows a lesson by its code cells, not by the d2lcnn code they call: when the
+    package changed since the cached runs, every lesson runs again."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "d2lcnn").rglob("*.py")) + [ROOT / "pyproject.toml"]:
+        digest.update(path.read_bytes())
+    stamp, now = cache / "package.sha256", digest.hexdigest()
+    if stamp.exists() and stamp.read_text() != now and (cache / "jupyter-cache").exists():
+        print("d2lcnn changed since the cached runs: every lesson runs again")
+        shutil.rmtree(cache / "jupyter-cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(now)
+
+
 def build_book(paths: list[Path], out: Path) -> None:
     from jupyter_book.sphinx import build_sphinx
 
     src, cache = out.parent / "book-src", out.parent / ".book-cache"
+    forget_runs_of_another_package(cache)
     sources(paths, src)
     vendor("mathjax", MATHJAX_FILES, src / "_vendor" / "mathjax")      # served as _static/mathjax/
     start = time.time()
     result = build_sphinx(src, out, noconfig=True, path_config=str(src / "_config.yml"),
                           doctreedir=cache / "doctrees",
                           confoverrides={"external_toc_path": str(src / "_toc.yml"), "latex_individualpages": False,
-                                         "nb_execution_cache_path": str(cache / "jupyter-cache")})
+                                         "nb_execution_cache_path": str(cache / "jupyter-cache"),
+                                         "d2lcnn_site_version": extension_version()})
     if result:
         raise SystemExit(f"the book did not build: {result}")
     print(f"built {len(paths)} lessons into {out} in {time.time() - start:.1f} s"
@@ -224,7 +249,7 @@ def deck_notebook(path: Path) -> nbformat.NotebookNode:
         models = widget_state(nb.metadata)
         del nb.metadata["widgets"]
     colab = f"https://colab.research.google.com/github/d2lcnn/d2lcnn/blob/main/chapters/{path.name}"
-    where = live_where(colab, f"../book/_sources/chapters/{path.name}")
+    where = live_where(colab, f"https://github.com/d2lcnn/d2lcnn/blob/main/chapters/{path.name}")
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             view = output.get("data", {}).pop(VIEW, None)
@@ -240,7 +265,8 @@ def build_slides(paths: list[Path], book: Path, out: Path) -> None:
     vendor("reveal.js", REVEAL_FILES, out / "reveal.js")
     vendor("mathjax", MATHJAX_FILES, out / "mathjax")
     exporter = SlidesExporter(extra_template_basedirs=[str(BOOK)], template_name="slides",
-                              reveal_url_prefix="reveal.js", reveal_scroll=True)
+                              reveal_url_prefix="reveal.js", reveal_scroll=True,
+                              reveal_theme="white")   # (simple and others load Google fonts)
     for path in paths:
         source = executed / path.name
         if not source.exists():

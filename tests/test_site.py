@@ -109,11 +109,15 @@ def site(tmp_path_factory):
     run = subprocess.run([sys.executable, "book/build.py", "book", "--lessons", ",".join(LESSONS), "--out", str(out)],
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, f"the site did not build:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    handler = functools.partial(QuietHandler, directory=str(out))
+    decks = subprocess.run([sys.executable, "book/build.py", "slides", "--lessons", ",".join(LESSONS), "--book", str(out)],
+                           cwd=ROOT, env=env, capture_output=True, text=True)
+    assert decks.returncode == 0, f"the slides were not written:\n{decks.stdout[-3000:]}\n{decks.stderr[-3000:]}"
+    handler = functools.partial(QuietHandler, directory=str(out.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "out": out, "log": run.stdout + run.stderr}
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    yield {"url": f"{root}/book", "slides": f"{root}/slides", "out": out, "log": run.stdout + run.stderr}
     server.shutdown()
 
 
@@ -224,6 +228,27 @@ def test_search_finds_a_word_of_a_lesson(site, browser):
         results.first.wait_for(timeout=60_000)
         assert any("02_lenet" in (results.nth(i).get_attribute("href") or "") for i in range(results.count()))
         shot(page, "search")
+    finally:
+        page.close()
+
+
+def test_static_deck_moves_through_slides_offline(site, browser):
+    page = browser.new_page(viewport=VIEWPORT)
+    watch = Watch(page)
+    try:
+        page.goto(f"{site['slides']}/{lesson('02').stem}.slides.html", wait_until="networkidle")
+        page.locator(".reveal .slides section.present").first.wait_for(state="visible")
+        seen = [page.evaluate("() => JSON.stringify(Reveal.getIndices())")]
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(300)
+            seen.append(page.evaluate("() => JSON.stringify(Reveal.getIndices())"))
+        assert len(set(seen)) == 4, seen
+        shot(page, "deck-slide-3")
+        assert page.locator(".d2lcnn-static-widget img").count() >= 1, "the deck shows no widget's picture"
+        assert page.locator(".reveal .slides > section").count() > 10
+        assert not watch.errors, "\n".join(watch.errors)
+        assert not watch.outside(), "requests that leave the machine:\n" + "\n".join(sorted(set(watch.outside())))
     finally:
         page.close()
 

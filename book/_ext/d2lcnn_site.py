@@ -2,7 +2,7 @@
 
 * Each widget view becomes what the widget drew when the lesson ran (see widget_pictures.py), so
   that no widget manager has to come from a CDN; the saved widget state is not put in the page.
-* Each lesson page starts with its links: open it in Colab, download the notebook.
+* The Colab install cell is left out; each lesson page starts with its links: open it in Colab, download the notebook.
 * Each page loads each script once (Jupyter Book also lists every .js file of the static folders,
   so MathJax came twice, which raises an error), and none of thebe's (launching code in the page is off: it would come from a CDN).
 * The finale's bubble chart (the first figure of the comparison lesson's "bubble chart" section)
@@ -48,6 +48,12 @@ def lesson_page(app, doctree) -> None:
             text = static_widget(view["model_id"], models, live_where(colab, download))
             raw.replace_self(nodes.raw("", text, format="html"))
 
+    # The first cell installs d2lcnn on Colab: not part of the lesson a reader reads.
+    for cell in doctree.findall(lambda n: isinstance(n, nodes.container) and "cell" in n.get("classes", [])):
+        if "d2lcnn @ git+" in cell.astext():
+            cell.parent.remove(cell)
+        break
+
     title = next(doctree.findall(nodes.title), None)
     if title is not None:
         line = (f'<p class="d2lcnn-launch"><a href="{colab}">Open in Colab</a> · '
@@ -84,6 +90,8 @@ def scripts_once(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app):
+    # book/build.py sets it to a hash of this folder: changed code re-reads every page (not re-run).
+    app.add_config_value("d2lcnn_site_version", "", "env")
     app.connect("doctree-read", lesson_page)
     app.connect("html-page-context", scripts_once, priority=900)
     app.connect("build-finished", copy_chart)
