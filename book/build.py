@@ -11,7 +11,7 @@ a cache and an output of its own: ``build/quick/book``). jupyter-cache keeps the
 under ``<out>/../.book-cache/``: a second build without changes re-executes nothing, a lesson
 whose code changed is executed again alone, and a change to the d2lcnn package runs them all.
 
-``slides`` converts the lessons the book executed (``<book>/../jupyter_execute/``) into reveal.js
+``slides`` converts the lessons as the book executed them (from its jupyter-cache) into reveal.js
 decks with nbconvert, after giving them their slide metadata (tools/notebooks.py's rules) and
 replacing their widgets by what they drew; reveal.js and MathJax are vendored next to the decks.
 
@@ -236,20 +236,19 @@ def build_book(paths: list[Path], out: Path) -> None:
 
 # --- the slides ----------------------------------------------------------------------------------
 
-def deck_notebook(path: Path) -> nbformat.NotebookNode:
-    """The executed lesson with its slide metadata, each widget replaced by what it drew."""
+def deck_notebook(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """The executed lesson ``nb`` with its slide metadata, each widget replaced by what it drew."""
     from notebooks import set_slides
     from widget_pictures import VIEW, live_where, static_widget
 
-    nb = nbformat.read(path, as_version=4)
     set_slides(nb)
     models = {}
     if "widgets" in nb.metadata:
         from widget_pictures import widget_state
         models = widget_state(nb.metadata)
         del nb.metadata["widgets"]
-    colab = f"https://colab.research.google.com/github/d2lcnn/d2lcnn/blob/main/chapters/{path.name}"
-    where = live_where(colab, f"https://github.com/d2lcnn/d2lcnn/blob/main/chapters/{path.name}")
+    colab = f"https://colab.research.google.com/github/d2lcnn/d2lcnn/blob/main/chapters/{name}"
+    where = live_where(colab, f"https://github.com/d2lcnn/d2lcnn/blob/main/chapters/{name}")
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             view = output.get("data", {}).pop(VIEW, None)
@@ -258,21 +257,28 @@ def deck_notebook(path: Path) -> nbformat.NotebookNode:
     return nb
 
 
+def executed(path: Path, book: Path) -> nbformat.NotebookNode:
+    """The lesson at ``path`` as the book's run executed it, from the book's jupyter-cache."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(book.parent / ".book-cache" / "jupyter-cache")
+    try:
+        return cache.merge_match_into_notebook(nbformat.read(path, as_version=4))[1]
+    except KeyError:
+        raise SystemExit(f"{path.name} has no executed run in {book.parent / '.book-cache'}: build the book "
+                         "first (make book), whose executed lessons the decks show") from None
+
+
 def build_slides(paths: list[Path], book: Path, out: Path) -> None:
     from nbconvert import SlidesExporter
 
-    executed = book.parent / "jupyter_execute" / "chapters"
     vendor("reveal.js", REVEAL_FILES, out / "reveal.js")
     vendor("mathjax", MATHJAX_FILES, out / "mathjax")
     exporter = SlidesExporter(extra_template_basedirs=[str(BOOK)], template_name="slides",
                               reveal_url_prefix="reveal.js", reveal_scroll=True,
                               reveal_theme="white")   # (simple and others load Google fonts)
     for path in paths:
-        source = executed / path.name
-        if not source.exists():
-            raise SystemExit(f"{source} is missing: build the book first (make book), whose executed "
-                             "lessons the decks show")
-        body, _ = exporter.from_notebook_node(deck_notebook(source))
+        body, _ = exporter.from_notebook_node(deck_notebook(executed(path, book), path.name))
         write(out / f"{path.stem}.slides.html", body)
         print(f"{out / (path.stem + '.slides.html')}")
 

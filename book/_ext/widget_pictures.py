@@ -100,6 +100,6 @@ def static_widget(model_id: str, models: dict, live_where: str) -> str:
 
 
 def live_where(colab: str, download: str) -> str:
-    return ("What this widget drew when the lesson ran for this page, with the settings above. "
+    return ("What this widget drew when the lesson ran for the site, with the settings above. "
             f'Its controls need the running notebook: <a href="{colab}">open the lesson in Colab</a> '
             f'or <a href="{download}" download>download the notebook</a>.')
