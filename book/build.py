@@ -205,7 +205,7 @@ def forget_runs_of_another_package(cache: Path) -> None:
     """jupyter-cache knows a lesson by its code cells, not by the d2lcnn code they call: when the
     package changed since the cached runs, every lesson runs again."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "d2lcnn").rglob("*.py")) + [ROOT / "pyproject.toml"]:
+    for path in sorted(p for p in (ROOT / "d2lcnn").rglob("*") if p.suffix in (".py", ".json")):
         digest.update(path.read_bytes())
     stamp, now = cache / "package.sha256", digest.hexdigest()
     if stamp.exists() and stamp.read_text() != now and (cache / "jupyter-cache").exists():

@@ -13,8 +13,9 @@ presented live with RISE in JupyterLab.
   starts the RISE slideshow, moves through three slides, then goes to a widget's slide and
   changes its dropdown: the picture is redrawn.
 
-Marked ``site``; they run in ``make test``'s first pytest run (one build of two lessons in quick
-mode: about a minute on 2 cores). Screenshots land in artifacts/site/.
+Marked ``site``; they run in ``make test``'s first pytest run, all on one worker (one build of two
+lessons in quick mode, a minute or two on 2 cores; the RISE test runs lesson 02 in quick mode).
+Screenshots land in artifacts/site/.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import pytest
 from .browser.harness import (ROOT, KernelWatch, check_redraw, chromium, dropdown, jupyterlab, pick_other,
                               problems, run_all, shut_down)
 
-pytestmark = pytest.mark.site
+# One worker runs them all (pytest -n 2 --dist loadgroup): one site build, not one per worker.
+pytestmark = [pytest.mark.site, pytest.mark.xdist_group("site")]
 
 sys.path.insert(0, str(ROOT / "tools"))
 from notebooks import set_slides, slides  # noqa: E402
