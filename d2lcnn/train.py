@@ -703,9 +703,12 @@ class Trainer:
             bad = sum(int(not bool(torch.isfinite(X).all())) for X, _ in batches)
         return bad, "training" if training else "test"
 
+    warn_at_chance = True
+    """False on a Trainer whose network is meant to fail (a lesson's control run): no "not learning" warning."""
+
     def _watch_chance(self, record: dict, plan: dict) -> None:
         """Warn once per fit when test accuracy is still near chance after two epochs."""
-        if self.quick or "chance" in plan["warned"] or self.epoch - plan["start"] < 2:
+        if self.quick or not self.warn_at_chance or "chance" in plan["warned"] or self.epoch - plan["start"] < 2:
             return
         if record["test_acc"] is not None and record["test_acc"] < CHANCE:
             plan["warned"].append("chance")

@@ -85,7 +85,7 @@ def test_versus_book_names_its_source_and_keeps_its_columns():
     assert table[1].split() == ["ours", "0.812", "1,234", "1"]
     assert table[2].split() == ["book,", "median", "0.844", "3,200", "10"]
     text = "\n".join(table)
-    assert "d2l-ai/d2l-zh-pytorch-slides" in text and "2021-04 to 2023-08" in text
+    assert "d2l-ai/d2l-zh-pytorch-slides" in text and "2021-05-11 for the other models to 2023-08-18" in text
     assert "runs stuck at 10% (chance): 7 of 74" in text
     with pytest.raises(KeyError, match="no Fashion-MNIST result"):
         book.versus_book(history, "lenet5000")

@@ -316,6 +316,14 @@ def test_stuck_at_chance_warns_once(small):
     assert len([w for w in seen if "chance" in str(w.message)]) == 1
 
 
+def test_a_control_run_meant_to_fail_can_silence_the_chance_warning(small, recwarn):
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.book("lenet", lr=1e-3, epochs=3))
+    t.warn_at_chance = False
+    t.fit()
+    assert t.history[-1]["test_acc"] < train.CHANCE                  # stuck, as in the test above
+    assert not [w for w in recwarn if "chance" in str(w.message)]
+
+
 def test_a_learning_run_does_not_warn(small):
     import warnings
 
