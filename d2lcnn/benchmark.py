@@ -343,7 +343,7 @@ class Settings:
     models: list[str]
     seeds: int = 3
     speedrun_seeds: int | None = None   # the speedrun's seeds (its goal is a mean); None: ``seeds``
-    epochs: int = 10
+    epochs: int | None = None        # epochs of every run; None: each network's recipe (10; the speedrun 16)
     subset: int | None = None        # images per class, training and test (quick checks only)
     book: bool = True                # the comparison with the book's loop, where it has a recipe
     book_epochs: int = 1
@@ -367,9 +367,13 @@ def plan(settings: Settings) -> tuple[list[dict], list[dict]]:
     so that a budget that runs out leaves every model with as many seeds as possible.
     """
     common = {"subset": settings.subset, "device": settings.device}
+
+    def epochs(name: str) -> int:
+        return settings.epochs or Recipe.modern(name).epochs
+
     alone = []
     if SPEEDRUN in settings.models:
-        alone += [{"kind": "train", "role": "speedrun", "model": SPEEDRUN, "seed": s, "epochs": settings.epochs,
+        alone += [{"kind": "train", "role": "speedrun", "model": SPEEDRUN, "seed": s, "epochs": epochs(SPEEDRUN),
                    **common} for s in range(settings.planned_seeds()[SPEEDRUN])]
     others = [m for m in settings.models if m != SPEEDRUN]
     alone += [{"kind": "train", "role": "timing", "model": m, "seed": 0, "epochs": settings.timing_epochs, **common}
@@ -378,7 +382,7 @@ def plan(settings: Settings) -> tuple[list[dict], list[dict]]:
         alone += [{"kind": "book", "model": m, "book_epochs": settings.book_epochs, "subset": settings.subset,
                    "book_subset": settings.book_subset, "device": settings.device, "cache": settings.cache}
                   for m in others if models.spec(m).book is not None]
-    shared = [{"kind": "train", "role": "accuracy", "model": m, "seed": s, "epochs": settings.epochs, **common}
+    shared = [{"kind": "train", "role": "accuracy", "model": m, "seed": s, "epochs": epochs(m), **common}
               for s in range(settings.seeds) for m in others]
     return alone, shared
 
@@ -566,6 +570,9 @@ def _fmt(value, spec: str, missing: str = "–") -> str:
     return missing if value is None else format(value, spec)
 
 
+RECIPE_EPOCHS = "each network's recipe's epochs (10; the speedrun 16)"
+
+
 def markdown(data: dict) -> str:
     """The results as a Markdown table (what the README shows), with where and how they were measured."""
     from .inspect import _human
@@ -604,7 +611,8 @@ def markdown(data: dict) -> str:
         "",
         f"Measured on {where} ({data['device']}), torch {data['torch']}, {data['date'][:10]}, "
         f"{status}, {data['elapsed_s']:.0f} s in all: `{data['command']}`.",
-        f"Each model: its modern recipe (`Recipe.modern`), {_plural(s['epochs'], 'epoch')} on {subset}, "
+        f"Each model: its modern recipe (`Recipe.modern`), "
+        f"{_plural(s['epochs'], 'epoch') if s.get('epochs') else RECIPE_EPOCHS} on {subset}, "
         f"{seeds}, {sharing}. Seconds per epoch (training and the test-set evaluation) and examples/s "
         f"(training) come from a {s['timing_epochs']}-epoch run alone on the device{timing}. Goals: the book's "
         "median for the book's models, "

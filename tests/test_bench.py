@@ -280,3 +280,17 @@ def test_published_prefers_a_complete_gpu_run(tmp_path, monkeypatch):
     assert benchmark.published()["date"] == "2026-11-01"
     (tmp_path / "c.json").unlink()
     assert benchmark.published()["date"] == "2026-12-02"
+
+
+def test_the_speedrun_trains_for_its_recipes_epochs_unless_told():
+    """bench --all trains each network for its recipe's epochs: 10, the speedrun's 16 (it taught 16
+    and trained 10); --epochs N sets every run."""
+    def epochs(settings):
+        alone, shared = benchmark.plan(settings)
+        return {(j["model"], j["role"]): j["epochs"] for j in alone + shared if j["kind"] == "train"}
+
+    default = epochs(benchmark.Settings(models=["lenet", benchmark.SPEEDRUN], seeds=1, book=False))
+    assert default[(benchmark.SPEEDRUN, "speedrun")] == train.Recipe.modern(benchmark.SPEEDRUN).epochs == 16
+    assert default[("lenet", "accuracy")] == 10
+    told = epochs(benchmark.Settings(models=["lenet", benchmark.SPEEDRUN], seeds=1, book=False, epochs=3))
+    assert set(told.values()) - {2} == {3}    # every run 3 epochs (the timing run keeps its own 2)

@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
                                                       "several seeds, the book comparisons and the speedrun")
     p.add_argument("--table", metavar="FILE", help="print a results file as a Markdown table, and stop")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best there is)")
-    p.add_argument("--epochs", type=int, help="epochs per run (default: 1 for MODEL, 10 for --all)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: 1 for MODEL; for --all each network's recipe: 10, the speedrun 16)")
     p.add_argument("--subset", type=int, metavar="N",
                    help="only the first N training and N test images of each class (quick checks)")
     p.add_argument("--cache", help="where to unpack the files for the book's torchvision loader "
@@ -138,7 +138,7 @@ def run_all(args) -> int:
     device = str(default_device(args.device))
     check_writable(args.out)
     settings = benchmark.Settings(models=names, seeds=args.seeds, speedrun_seeds=args.speedrun_seeds,
-                                  epochs=args.epochs or 10, subset=args.subset, book=book,
+                                  epochs=args.epochs, subset=args.subset, book=book,
                                   book_epochs=args.book_epochs, book_subset=book_subset,
                                   timing_epochs=args.timing_epochs, jobs=args.jobs, budget=args.budget,
                                   device=device, cache=args.cache)
