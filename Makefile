@@ -1,11 +1,22 @@
 # The two commands of the README. Each sets everything up first (idempotent, see tools/setup.sh).
 PY := .venv/bin/python
 
-.PHONY: lab test
+.PHONY: lab test book slides
 
+# JupyterLab with jupyterlab-rise (from the dev extra): Alt+R presents the lesson as slides, widgets live.
 lab:
 	bash tools/setup.sh
 	$(PY) -m jupyter lab chapters $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The course's static site in build/book/ (Jupyter Book: every lesson executed at its CPU setting,
+# cached: a second build without changes executes nothing). D2LCNN_QUICK=1: quick mode, build/quick/book/.
+book:
+	bash tools/setup.sh
+	PYTHONPATH=$(CURDIR) $(PY) book/build.py book
+
+# Static reveal.js decks of the lessons the book executed, in build/slides/ (reveal.js served from there).
+slides: book
+	PYTHONPATH=$(CURDIR) $(PY) book/build.py slides
 
 # The package's tests (the widgets also under Colab's ipywidgets 7.7.1), every notebook through
 # nbval in quick mode, then the browser test.

@@ -19,15 +19,27 @@ How the work is laid out, and why:
   skipped, so the results file always says exactly what it holds.
 
 The book comparison, one model: both sides train the same architecture with the book's recipe
-(batch size, learning rate, image size, plain SGD, Xavier init) on the same device:
+(batch size, learning rate, image size, plain SGD, Xavier init) on the same device, resolved once
+and recorded, in float32 on both sides (the book's loop has no mixed precision, so ours runs
+without it here):
 
 * the book: ``d2l.torch.load_data_fashion_mnist`` (torchvision's FashionMNIST, PIL ``Resize`` +
   ``ToTensor``, a DataLoader with 4 workers) and ``d2l.torch.train_ch6``, its live plot replaced
   by a no-op (in the book's favour), optionally on a subset (``subset`` images per class);
 * ours: :class:`d2lcnn.train.Trainer` with :meth:`Recipe.book`.
 
-Examples per second are wall time over whole epochs (data loading, training and the test-set
-evaluation) on both sides; the book's own printed figure, which times only its compute, is kept too.
+Two ratios, each on one footing for both sides:
+
+* **compute** (``compute_ratio``): examples/s of the training steps alone, once a batch is ready:
+  the figure ``train_ch6`` prints (its timer runs from a batch in hand to the step's loss read
+  back), and our Trainer's training time per epoch (it makes each batch on the device from
+  tensors read once: that indexing and resizing is inside our figure);
+* **whole epochs** (``ratio``): wall time over everything, data loading and the test-set
+  evaluation included.
+
+Data loading is reported apart (``book_data_s``, ``ours_data_s``): for the book the files read
+by torchvision and every wait for the DataLoader's next batch, for us reading the files into
+tensors once.
 """
 
 from __future__ import annotations
@@ -55,7 +67,7 @@ import torch
 
 from . import models
 from .book import BOOK_RESULTS, SOURCE as BOOK_SOURCE
-from .data import FashionMNIST, balanced_indices, torchvision_root
+from .data import FashionMNIST, _read_folder, balanced_indices, torchvision_root
 from .runtime import QUICK_ENV, default_device
 from .train import CHANCE, Recipe, Trainer, TrainingWarning
 
@@ -132,8 +144,32 @@ def check_book_subset(name: str, subset: int | None) -> None:
                          f"of {batch_size}, i.e. --subset {-(-batch_size // 2)} or more")
 
 
+class _TimedLoader:
+    """A DataLoader that adds to ``clock["s"]`` the time spent waiting for its batches."""
+
+    def __init__(self, loader, clock: dict):
+        self.loader, self.clock, self.dataset = loader, clock, loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        start = time.perf_counter()
+        batches = iter(self.loader)      # starts the loader's worker processes
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                self.clock["s"] += time.perf_counter() - start
+                return
+            self.clock["s"] += time.perf_counter() - start
+            yield batch
+            start = time.perf_counter()
+
+
 def book_loop(name: str, epochs: int, device, subset: int | None = None, cache=None) -> dict:
-    """Seconds and examples/s of d2l's own data pipeline and ``train_ch6`` for one model."""
+    """Seconds and examples/s of d2l's own data pipeline and ``train_ch6`` for one model, with the
+    time spent loading data (reading the files, waiting for the DataLoader) apart."""
     import d2l.torch as d2l
 
     recipe = Recipe.book(name)
@@ -149,8 +185,10 @@ def book_loop(name: str, epochs: int, device, subset: int | None = None, cache=N
             train_iter, test_iter = d2l.load_data_fashion_mnist(recipe.batch_size, resize=recipe.resize)
             if subset is not None:
                 train_iter, test_iter = _subset_loaders(d2l, train_iter, test_iter, recipe.batch_size, subset)
+            loading = {"s": time.perf_counter() - start}
             examples = len(train_iter.dataset)
-            d2l.train_ch6(net, train_iter, test_iter, epochs, recipe.lr, device)
+            d2l.train_ch6(net, _TimedLoader(train_iter, loading), _TimedLoader(test_iter, loading), epochs,
+                          recipe.lr, device)
             seconds = time.perf_counter() - start
     finally:
         d2l.Animator = saved_animator
@@ -159,7 +197,7 @@ def book_loop(name: str, epochs: int, device, subset: int | None = None, cache=N
     acc = re.search(r"test acc ([\d.]+)", text)
     return {"seconds": seconds, "per_s": epochs * examples / seconds, "examples": examples,
             "compute_only_per_s": float(compute.group(1)) if compute else None,
-            "test_acc": float(acc.group(1)) if acc else None}
+            "data_s": loading["s"], "test_acc": float(acc.group(1)) if acc else None}
 
 
 @contextlib.contextmanager
@@ -177,34 +215,45 @@ def no_quick_mode():
 
 
 def our_loop(name: str, epochs: int, device, subset: int | None = None) -> dict:
-    """Seconds and examples/s of our Trainer with the book's recipe (data loading included)."""
+    """Seconds and examples/s of our Trainer with the book's recipe, in float32 as the book's loop
+    (data loading included in ``per_s``, apart in ``data_s``; ``train_only_per_s``: the steps)."""
     recipe = Recipe.book(name, epochs=epochs)
+    _read_folder.cache_clear()   # a first read of the files, as the book's side does, not one kept from before
     start = time.perf_counter()
     with no_quick_mode():
         data = FashionMNIST(batch_size=recipe.batch_size, resize=recipe.resize, device=device,
                             subset=subset, test_subset=subset)
-        trainer = Trainer(models.build(name), data=data, recipe=recipe, device=device)
+        data_s = time.perf_counter() - start
+        trainer = Trainer(models.build(name), data=data, recipe=recipe, device=device, amp=False)
         with contextlib.redirect_stderr(io.StringIO()):
             trainer.fit()
     seconds = time.perf_counter() - start
     examples = len(data.train_labels)
+    done = [r for r in trainer.history if not r.get("interrupted")]
+    train_s = sum(len(data.train_labels) / r["examples_per_s"] for r in done)
     return {"seconds": seconds, "per_s": epochs * examples / seconds, "examples": examples,
-            "train_only_per_s": trainer.history[-1]["examples_per_s"],
+            "train_only_per_s": len(done) * examples / train_s, "data_s": data_s,
             "test_acc": trainer.history[-1]["test_acc"]}
 
 
 def compare_with_book(name: str, epochs: int, device, subset: int | None = None,
                       book_subset: int | None = None, cache=None) -> dict:
-    """Both loops on one model: examples/s of each and their ratio (ours / the book's)."""
+    """Both loops on one model, on one device (resolved here once: None is the best there is, for
+    both sides): examples/s of each, their ratios (ours / the book's) and the data loading apart."""
+    device = default_device(device)
     book = book_loop(name, epochs, device, book_subset, cache)
     ours = our_loop(name, epochs, device, subset)
-    return {"model": name, "device": str(device), "epochs": epochs, "subset": subset, "book_subset": book_subset,
+    compute = book["compute_only_per_s"]
+    return {"model": name, "device": str(device), "precision": "float32", "epochs": epochs, "subset": subset,
+            "book_subset": book_subset,
             "ours_per_s": round(ours["per_s"], 1), "book_per_s": round(book["per_s"], 1),
             "ratio": round(ours["per_s"] / book["per_s"], 2),
             "ours_seconds_per_epoch": round(ours["seconds"] / epochs, 2),
             "book_seconds_per_epoch": round(book["seconds"] / epochs, 2),
             "ours_train_only_per_s": round(ours["train_only_per_s"], 1),
-            "book_compute_only_per_s": book["compute_only_per_s"],
+            "book_compute_only_per_s": compute,
+            "compute_ratio": round(ours["train_only_per_s"] / compute, 2) if compute else None,
+            "ours_data_s": round(ours["data_s"], 2), "book_data_s": round(book["data_s"], 2),
             "ours_test_acc": ours["test_acc"], "book_test_acc": book["test_acc"]}
 
 
@@ -248,7 +297,8 @@ def train_run(name: str, seed: int, epochs: int, device, subset: int | None = No
             "train_seconds": sum(r["seconds"] for r in done),
             "examples_per_s": statistics.median(r["examples_per_s"] for r in timed),
             "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if cuda else None,
-            "stuck": last["test_acc"] is not None and last["test_acc"] < CHANCE,
+            # The Trainer's own rule: at chance after two epochs or more (one epoch proves nothing).
+            "stuck": len(done) >= 2 and last["test_acc"] is not None and last["test_acc"] < CHANCE,
             "warmed_up": warmup,
             "warnings": [str(w.message) for w in caught if issubclass(w.category, TrainingWarning)]}
 
@@ -292,7 +342,8 @@ class Settings:
 
     models: list[str]
     seeds: int = 3
-    epochs: int = 10
+    speedrun_seeds: int | None = None   # the speedrun's seeds (its goal is a mean); None: ``seeds``
+    epochs: int | None = None        # epochs of every run; None: each network's recipe (10; the speedrun 16)
     subset: int | None = None        # images per class, training and test (quick checks only)
     book: bool = True                # the comparison with the book's loop, where it has a recipe
     book_epochs: int = 1
@@ -300,8 +351,12 @@ class Settings:
     timing_epochs: int = 2           # the run alone that times each model (the speedrun: all its seeds)
     jobs: int = 4                    # concurrent workers for the accuracy runs
     budget: float | None = None      # seconds after which no job starts
-    device: str | None = None
+    device: str | None = None        # resolved once (``bench --all`` records "cuda", never None)
     cache: str | None = None
+
+    def planned_seeds(self) -> dict[str, int]:
+        """How many seeds each model should have: what a table compares with what ran."""
+        return {m: (self.speedrun_seeds or self.seeds) if m == SPEEDRUN else self.seeds for m in self.models}
 
 
 def plan(settings: Settings) -> tuple[list[dict], list[dict]]:
@@ -312,10 +367,14 @@ def plan(settings: Settings) -> tuple[list[dict], list[dict]]:
     so that a budget that runs out leaves every model with as many seeds as possible.
     """
     common = {"subset": settings.subset, "device": settings.device}
+
+    def epochs(name: str) -> int:
+        return settings.epochs or Recipe.modern(name).epochs
+
     alone = []
     if SPEEDRUN in settings.models:
-        alone += [{"kind": "train", "role": "speedrun", "model": SPEEDRUN, "seed": s, "epochs": settings.epochs,
-                   **common} for s in range(settings.seeds)]
+        alone += [{"kind": "train", "role": "speedrun", "model": SPEEDRUN, "seed": s, "epochs": epochs(SPEEDRUN),
+                   **common} for s in range(settings.planned_seeds()[SPEEDRUN])]
     others = [m for m in settings.models if m != SPEEDRUN]
     alone += [{"kind": "train", "role": "timing", "model": m, "seed": 0, "epochs": settings.timing_epochs, **common}
               for m in others]
@@ -323,7 +382,7 @@ def plan(settings: Settings) -> tuple[list[dict], list[dict]]:
         alone += [{"kind": "book", "model": m, "book_epochs": settings.book_epochs, "subset": settings.subset,
                    "book_subset": settings.book_subset, "device": settings.device, "cache": settings.cache}
                   for m in others if models.spec(m).book is not None]
-    shared = [{"kind": "train", "role": "accuracy", "model": m, "seed": s, "epochs": settings.epochs, **common}
+    shared = [{"kind": "train", "role": "accuracy", "model": m, "seed": s, "epochs": epochs(m), **common}
               for s in range(settings.seeds) for m in others]
     return alone, shared
 
@@ -336,8 +395,12 @@ def _describe(name: str) -> dict:
     return describe(models.spec(name))
 
 
-def summarize(jobs: list[dict]) -> dict:
-    """Per model: accuracy over the seeds, the timing from the runs alone, memory, the book comparison."""
+def summarize(jobs: list[dict], planned: dict[str, int] | None = None) -> dict:
+    """Per model: accuracy over the seeds, the timing from the runs alone, memory, the book comparison.
+
+    ``planned``: the seeds each model should have (:meth:`Settings.planned_seeds`); a model with
+    fewer (a budget cut them) does not meet its goal, whatever the seeds that ran say.
+    """
     table = {}
     for job in jobs:
         name = job["model"]
@@ -350,9 +413,12 @@ def summarize(jobs: list[dict]) -> dict:
                            "goal": target, "goal_source": source, "runs": [], "book": None}
         row = table[name]
         if job["kind"] == "book":
-            row["book"] = {k: job[k] for k in ("ratio", "ours_per_s", "book_per_s", "ours_seconds_per_epoch",
-                                               "book_seconds_per_epoch", "book_compute_only_per_s",
-                                               "book_subset", "book_test_acc", "ours_test_acc", "epochs")}
+            # compute_ratio and the data loading times are absent from files made before they were measured.
+            row["book"] = {k: job.get(k) for k in ("ratio", "compute_ratio", "ours_per_s", "book_per_s",
+                                                   "ours_seconds_per_epoch", "book_seconds_per_epoch",
+                                                   "ours_train_only_per_s", "book_compute_only_per_s",
+                                                   "ours_data_s", "book_data_s", "book_subset", "book_test_acc",
+                                                   "ours_test_acc", "epochs", "precision", "device")}
         else:
             # A failed run (diverged, out of memory) counts as a seed without an accuracy.
             row["runs"].append({k: job.get(k) for k in (
@@ -363,6 +429,7 @@ def summarize(jobs: list[dict]) -> dict:
         accs = [r["test_acc"] for r in counted if r["test_acc"] is not None]
         solo = [r for r in row["runs"] if r["role"] in ("timing", "speedrun") and r["error"] is None]
         row["seeds"] = len(counted)
+        row["seeds_planned"] = (planned or {}).get(name, len(counted))
         row["test_acc_mean"] = statistics.fmean(accs) if accs else None
         row["test_acc_min"] = min(accs) if accs else None
         row["test_acc_max"] = max(accs) if accs else None
@@ -374,10 +441,12 @@ def summarize(jobs: list[dict]) -> dict:
         if name == SPEEDRUN:
             times = [r["train_seconds"] for r in solo]
             row["train_seconds_mean"] = statistics.fmean(times) if times else None
-            row["met_goal"] = bool(accs) and row["test_acc_mean"] >= row["goal"] and bool(times) and \
+            row["goal_reached"] = bool(accs) and row["test_acc_mean"] >= row["goal"] and bool(times) and \
                 max(times) <= SPEEDRUN_GOAL["train_seconds"]
         else:
-            row["met_goal"] = bool(accs) and min(accs) >= row["goal"] and len(accs) == row["seeds"]
+            row["goal_reached"] = bool(accs) and min(accs) >= row["goal"] and len(accs) == row["seeds"]
+        # Reached by the seeds that ran, and every planned seed ran.
+        row["met_goal"] = row["goal_reached"] and row["seeds"] >= row["seeds_planned"]
     return table
 
 
@@ -415,6 +484,7 @@ class Results:
         self.data = {"format": FORMAT, "command": command, **environment(settings.device),
                      "settings": dataclasses.asdict(settings), "complete": False, "elapsed_s": 0.0,
                      "jobs": [], "skipped": [], "models": {}}
+        self.planned = settings.planned_seeds()
 
     def add(self, result: dict) -> None:
         self.data["jobs"].append(result)
@@ -425,7 +495,7 @@ class Results:
         self.data["skipped"] = [{"kind": j["kind"], "role": j.get("role"), "model": j["model"], "seed": j.get("seed")}
                                 for j in skipped]
         self.data["elapsed_s"] = round(time.monotonic() - self.started, 1)
-        self.data["models"] = summarize(self.data["jobs"])
+        self.data["models"] = summarize(self.data["jobs"], self.planned)
         write_atomic(self.path, json.dumps(self.data, indent=1, default=str) + "\n")
         write_atomic(self.path.with_suffix(".md"), markdown(self.data))
 
@@ -445,8 +515,16 @@ def load(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is not a d2lcnn benchmark results file (format {data.get('format')!r}, "
                          f"expected {FORMAT!r})")
     if "jobs" in data:
-        data["models"] = summarize(data["jobs"])
+        data["models"] = summarize(data["jobs"], _planned(data.get("settings")))
     return data
+
+
+def _planned(settings: dict | None) -> dict[str, int] | None:
+    """The planned seeds per model of a results file's settings (None for files without them)."""
+    if not settings or "models" not in settings or "seeds" not in settings:
+        return None
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    return Settings(**{k: v for k, v in settings.items() if k in fields}).planned_seeds()
 
 
 def device_label(data: dict) -> str:
@@ -480,8 +558,19 @@ def _what(job: dict) -> str:
     return "timing run" if job.get("role") == "timing" else f"seed {job.get('seed')}"
 
 
+def _versus(book: dict | None) -> str:
+    """The "vs the book's loop" cell: the compute ratio and the whole-epoch one, each named."""
+    if book is None:
+        return "–"
+    whole = f"{book['ratio']:.1f}× whole epochs"
+    return whole if book.get("compute_ratio") is None else f"{book['compute_ratio']:.1f}× compute, {whole}"
+
+
 def _fmt(value, spec: str, missing: str = "–") -> str:
     return missing if value is None else format(value, spec)
+
+
+RECIPE_EPOCHS = "each network's recipe's epochs (10; the speedrun 16)"
 
 
 def markdown(data: dict) -> str:
@@ -497,9 +586,13 @@ def markdown(data: dict) -> str:
             f"{row['test_acc_mean']:.3f} ({row['test_acc_min']:.3f}–{row['test_acc_max']:.3f}), {row['seeds']}")
         if row["stuck_runs"]:
             acc += f", **{row['stuck_runs']} stuck at chance**"
-        mark = "✓" if row["met_goal"] else "✗"
-        book = row["book"]
-        vs = "–" if book is None else f"{book['ratio']:.1f}×"
+        if row["met_goal"]:
+            mark = "✓"
+        elif row.get("goal_reached") and row["seeds"] < row["seeds_planned"]:   # a budget cut the seeds
+            mark = f"{row['seeds']} of {row['seeds_planned']} seeds"
+        else:
+            mark = "✗"
+        vs = _versus(row["book"])
         seconds = _fmt(row["seconds_per_epoch"], ".2f")
         if name == SPEEDRUN and row.get("train_seconds_mean") is not None:
             seconds += f" ({row['train_seconds_mean']:.1f} s in all)"
@@ -518,17 +611,25 @@ def markdown(data: dict) -> str:
         "",
         f"Measured on {where} ({data['device']}), torch {data['torch']}, {data['date'][:10]}, "
         f"{status}, {data['elapsed_s']:.0f} s in all: `{data['command']}`.",
-        f"Each model: its modern recipe (`Recipe.modern`), {_plural(s['epochs'], 'epoch')} on {subset}, "
+        f"Each model: its modern recipe (`Recipe.modern`), "
+        f"{_plural(s['epochs'], 'epoch') if s.get('epochs') else RECIPE_EPOCHS} on {subset}, "
         f"{seeds}, {sharing}. Seconds per epoch (training and the test-set evaluation) and examples/s "
         f"(training) come from a {s['timing_epochs']}-epoch run alone on the device{timing}. Goals: the book's "
         "median for the book's models, "
         f"{EFFICIENT_GOAL} in every seed for the others, {SPEEDRUN_GOAL['test_acc']} mean within "
         f"{SPEEDRUN_GOAL['train_seconds']:g} s for the speedrun (after one untimed warm-up epoch).",
         (f"vs the book's loop: examples/s of our Trainer over d2l's `train_ch6` with its DataLoader, both with "
-         f"the book's recipe, {_plural(s['book_epochs'], 'epoch')}, wall time with data loading and evaluation; "
+         f"the book's recipe, {_plural(s['book_epochs'], 'epoch')}, the same device, float32 on both sides; "
+         "*compute*: the training steps alone, once a batch is ready (train_ch6's own timer; ours includes "
+         "making each batch on the device), *whole epochs*: wall time with data loading and evaluation; "
          f"the book's side on {book_subset}." if s["book"] else "vs the book's loop: not measured in this run.")
         + " FLOPs: one image, a multiply-add counts as two.",
     ]
+    loading = [f"{name} {row['book']['ours_data_s']:.1f} s ours, {row['book']['book_data_s']:.1f} s the book's"
+               for name, row in data["models"].items() if row["book"] and row["book"].get("book_data_s") is not None]
+    if loading:
+        notes.append("Data loading, apart from compute (reading the files; for the book also every wait for its "
+                     "DataLoader's next batch): " + "; ".join(loading) + ".")
     if data["skipped"]:
         notes.append("Not run (time budget or interruption): " + ", ".join(
             f"{j['model']} " + _what(j) for j in data["skipped"]) + ".")
@@ -656,8 +757,7 @@ def _progress_line(result: dict, done: int, total: int, started: float) -> str:
     if "error" in result:
         return f"{head} {result['kind']} failed: {result['error']}"
     if result["kind"] == "book":
-        return (f"{head} vs the book: {result['ours_per_s']:,.0f} against {result['book_per_s']:,.0f} examples/s "
-                f"({result['ratio']:.1f}×)")
+        return f"{head} vs the book: {_versus(result)}"
     shared = "" if result["concurrent"] == 1 else f", {result['concurrent']} sharing the device"
     return (f"{head} {_what(result)}: test acc {result['test_acc']:.3f}, {result['seconds_per_epoch']:.2f} "
             f"s/epoch{shared}")

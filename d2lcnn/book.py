@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 
 SOURCE = ("d2l-zh 2.0's own CI (its executed PyTorch notebooks in the repository "
-          "d2l-ai/d2l-zh-pytorch-slides, 2021-04 to 2023-08, on a V100)")
+          "d2l-ai/d2l-zh-pytorch-slides, from 2021-04-19 for LeNet and 2021-05-11 for the other "
+          "models to 2023-08-18, on a V100)")
 """Where :data:`BOOK_RESULTS` come from (the git history of that repository, one printed result per build)."""
 
 

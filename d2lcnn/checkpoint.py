@@ -3,39 +3,129 @@
 A checkpoint is a ``torch.save`` of plain data, so it loads with ``weights_only=True`` (no code
 runs when a file is opened). It holds the model's weights, the optimizer's state, the history,
 the recipe, the data pipeline's settings, how far training went (``epoch``) and, for a fit
-that was interrupted, where in it (``plan``).
+that was interrupted, where in it (``plan``); the model's structure (every module's type and
+settings, so that a LeNet built with ReLU is told apart from the sigmoid one of the same name
+and shapes) and a checksum of all of it. A float16 run also keeps its gradient scaler's state
+(``scaler``, optional: files without it load as before).
 
 * :func:`save` writes beside the destination and renames over it only when complete: a crash
   or a kill mid-write leaves the previous checkpoint intact. Temporary files carry the writer's
   process id, so the next save removes those left by a killed process. The file gets the
   user's normal file mode (as ``open`` would give it), not a temporary file's private one.
 * :func:`read` checks everything before anyone uses it: the format marker (a file of another
-  format version says which), every required key and its type, and the recipe's fields. The
-  Trainer then checks the architecture and the shapes, and changes nothing until all passed.
+  format version says which), every required key and its type, the checksum (torch does not
+  verify its archive's CRCs, so a flipped byte would load silently), and every value that
+  could not have been written by a run (a negative epoch, a NaN weight, a garbled history or
+  plan). The Trainer then checks the architecture, the structure, the shapes and the recipe,
+  and changes nothing until all passed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
+from numbers import Real
 from pathlib import Path
 
 import torch
+from torch import nn
 
-FORMAT = "d2lcnn-checkpoint-2"
-"""The format this version writes and reads. Version 1 had no data settings and no partial epoch."""
+FORMAT = "d2lcnn-checkpoint-3"
+"""The format this version writes. Version 2 had no structure and no checksum; it is still read."""
+
+READABLE = ("d2lcnn-checkpoint-2", FORMAT)
+"""The formats this version reads. Version 1 had no data settings and no partial epoch."""
 
 REQUIRED = {"format": str, "arch": str, "model": dict, "optimizer": dict, "history": list, "recipe": dict,
-            "data": dict, "epoch": int, "plan": (dict, type(None))}
+            "data": dict, "epoch": int, "plan": (dict, type(None)), "structure": list, "checksum": str}
 """Every key a checkpoint must have, and its type."""
+
+ADDED_IN_3 = ("structure", "checksum")
+"""The keys a version-2 file lacks."""
+
+OPTIONAL = {"scaler": dict}
+"""Keys a checkpoint may have, and their type: ``scaler``, the float16 gradient scaler's state."""
+
+PLAN = {"start": int, "end": int, "steps": int, "step": int, "done": bool, "partial": (dict, type(None)),
+        "warned": list}
+"""The keys of an interrupted fit's plan, and their types."""
+
+PARTIAL = ("loss", "correct", "nonfinite", "seen", "seconds")
+"""What a plan keeps of a partly trained epoch (its running sums)."""
+
+PARTIAL_OPTIONAL = ("skipped",)
+"""What a float16 run's plan keeps too: the steps its gradient scaler skipped."""
+
+NUMBERS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "examples_per_s")
+"""The fields of a history record that hold a number (or None)."""
 
 
 class CheckpointError(ValueError):
     """A file that is not a checkpoint we can load here, or one that does not fit the model."""
 
 
-def _temp_name(path: Path) -> Path:
+# ----------------------------------------------------------------------------------------------
+# What a checkpoint records about itself
+# ----------------------------------------------------------------------------------------------
+
+def structure(model: nn.Module) -> list[str]:
+    """Every module of ``model`` as ``name: Type(settings)``, in order: what ``print(model)`` shows.
+
+    Two networks with the same weights' names and shapes can still differ (ReLU or sigmoid,
+    max or average pooling); this list tells them apart.
+    """
+    return [f"{name or '(model)'}: {type(m).__name__}({m.extra_repr()})" for name, m in model.named_modules()]
+
+
+def structure_differences(theirs: list[str], ours: list[str], limit: int = 3) -> list[str]:
+    """The first ``limit`` modules where two structures differ, each naming both sides."""
+    found = []
+    for a, b in zip(theirs, ours):
+        (name_a, _, kind_a), (name_b, _, kind_b) = a.partition(": "), b.partition(": ")
+        if a != b:
+            found.append(f"layer {name_a} is {kind_a} in the file, {kind_b} in the model" if name_a == name_b
+                         else f"{a} in the file, {b} in the model")
+    found += [f"{a} in the file only" for a in theirs[len(ours):]]
+    found += [f"{b} in the model only" for b in ours[len(theirs):]]
+    return found[:limit] + ([f"and {len(found) - limit} more"] if len(found) > limit else [])
+
+
+def _feed(h, value) -> None:
+    """Feed ``value`` (plain data and tensors, as a weights_only file holds) to the hash ``h``."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(value.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed(h, key)
+            _feed(h, value[key])
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{'L' if isinstance(value, list) else 'U'}{len(value)}".encode())
+        for item in value:
+            _feed(h, item)
+    elif isinstance(value, float):
+        h.update(f"F{value.hex()}".encode())
+    else:   # str, int, bool, None, and anything else torch may unpickle (torch.Size, a dtype)
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def checksum(state: dict) -> str:
+    """SHA-256 of every field of ``state`` but the checksum itself: weights, history, plan, all."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "checksum"})
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+
+def temp_name(path: Path) -> Path:
+    """The temporary file a save to ``path`` writes first (``.NAME.PID.RANDOM.tmp`` beside it)."""
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
@@ -62,14 +152,21 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 
 
 def save(state: dict, path: str | os.PathLike) -> Path:
-    """Write ``state`` (which must have every key of :data:`REQUIRED`) to ``path`` atomically."""
-    missing = [k for k in REQUIRED if k not in state]
+    """Write ``state`` (every key of :data:`REQUIRED` but the checksum, which is added) to ``path``
+    atomically.
+
+    A failed write raises what the writer raised: ``OSError``, or the ``RuntimeError`` that
+    torch's archive writer turns a full disk into; the file at ``path`` is then unchanged.
+    """
+    missing = [k for k in REQUIRED if k not in state and k != "checksum"]
     if missing:
         raise ValueError(f"a checkpoint needs {', '.join(missing)}")
+    state = {**state, "format": FORMAT}
+    state["checksum"] = checksum(state)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     try:
         # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -85,8 +182,12 @@ def save(state: dict, path: str | os.PathLike) -> Path:
     return path
 
 
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
 def read(path: str | os.PathLike, map_location=None) -> dict:
-    """The checkpoint at ``path``, checked: format, required keys and their types.
+    """The checkpoint at ``path``, checked: format, required keys and their types, checksum, values.
 
     Raises FileNotFoundError for a missing file and CheckpointError, saying what is wrong, for
     anything else that is not a checkpoint this version can load.
@@ -102,16 +203,100 @@ def read(path: str | os.PathLike, map_location=None) -> dict:
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not a d2lcnn checkpoint: it has no '{FORMAT}' marker "
                               "(a plain state_dict? load it with model.load_state_dict(torch.load(...))).")
-    if state["format"] != FORMAT:
+    if state["format"] not in READABLE:
         raise CheckpointError(f"{path} is a checkpoint of format {state['format']!r}; this version of d2lcnn "
-                              f"reads {FORMAT!r}. Train it again, or use the d2lcnn version that wrote it.")
-    problems = [f"no '{key}'" for key in REQUIRED if key not in state]
-    problems += [f"'{key}' is a {type(state[key]).__name__}, not a "
-                 f"{' or '.join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))}"
-                 for key, kind in REQUIRED.items() if key in state and not isinstance(state[key], kind)]
+                              f"reads {' and '.join(map(repr, READABLE))}. Train it again, or use the d2lcnn "
+                              "version that wrote it.")
+    required = {k: v for k, v in REQUIRED.items() if state["format"] == FORMAT or k not in ADDED_IN_3}
+    problems = [f"no '{key}'" for key in required if key not in state]
+    problems += [f"'{key}' is a {type(state[key]).__name__}, not a {_names(kind)}"
+                 for key, kind in {**required, **OPTIONAL}.items() if key in state and not _is(state[key], kind)]
     if problems:
         raise CheckpointError(f"{path} is an incomplete or damaged checkpoint: {'; '.join(problems)}. Nothing was loaded.")
+    if "checksum" in required and checksum(state) != state["checksum"]:
+        raise CheckpointError(f"{path} is damaged: its contents do not match the checksum written with them "
+                              "(a changed byte: a bad copy or disk, or an edit). Nothing was loaded. Use another "
+                              "copy of the file, or train again.")
+    problems = _impossible(state)
+    if problems:
+        raise CheckpointError(f"{path} holds values no training run writes: {'; '.join(problems[:4])}"
+                              f"{'; ...' if len(problems) > 4 else ''}. Nothing was loaded. Use another copy "
+                              "of the file, or train again.")
     return state
+
+
+def _is(value, kind) -> bool:
+    """isinstance, but a bool is not an int (True is not an epoch)."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        return False
+    return isinstance(value, kinds)
+
+
+def _names(kind) -> str:
+    return " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
+
+
+def _number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _impossible(state: dict) -> list[str]:
+    """Everything in ``state`` that a run could not have written, as short phrases (none: fine)."""
+    problems = []
+    if not state["arch"]:
+        problems.append("an empty 'arch'")
+    for key, value in state["model"].items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            problems.append(f"weight {key!r} is a {type(value).__name__}, not a tensor")
+        elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            problems.append(f"weight {key!r} has {bad} NaN/infinite value{'s' if bad != 1 else ''} of {value.numel()}")
+    opt = state["optimizer"]
+    if not isinstance(opt.get("state"), dict) or not isinstance(opt.get("param_groups"), list):
+        problems.append("'optimizer' lacks its 'state' dict or its 'param_groups' list")
+    epoch = state["epoch"]
+    if epoch < 0:
+        problems.append(f"epoch {epoch}, below 0")
+    if "structure" in state and not all(isinstance(s, str) for s in state["structure"]):
+        problems.append("'structure' is not a list of texts")
+    for i, record in enumerate(state["history"]):
+        if not isinstance(record, dict):
+            problems.append(f"history[{i}] is a {type(record).__name__}, not a record (dict)")
+            continue
+        e = record.get("epoch")
+        if not _is(e, int) or not 1 <= e <= epoch + 1:
+            problems.append(f"history[{i}] has epoch {e!r}, not a whole number in 1..{epoch + 1}")
+        wrong = [k for k in NUMBERS if record.get(k) is not None and not _number(record[k])]
+        if wrong:
+            problems.append(f"history[{i}] has {', '.join(f'{k}={record[k]!r}' for k in wrong)}, not numbers")
+    if state["plan"] is not None:
+        problems += _impossible_plan(state["plan"], epoch)
+    return problems
+
+
+def _impossible_plan(plan: dict, epoch: int) -> list[str]:
+    """What is wrong with an interrupted fit's ``plan`` (where it stopped) for a model at ``epoch``."""
+    missing = [k for k in PLAN if k not in plan]
+    if missing:
+        return [f"the plan lacks {', '.join(missing)} (it has {', '.join(map(str, plan)) or 'nothing'})"]
+    wrong = [f"plan {k}={plan[k]!r} is not a {_names(kind)}" for k, kind in PLAN.items() if not _is(plan[k], kind)]
+    if wrong:
+        return wrong
+    start, end, steps, step = plan["start"], plan["end"], plan["steps"], plan["step"]
+    if not (0 <= start <= epoch <= end and start < end and steps >= 1):
+        return [f"plan epochs {start}..{end} of {steps} steps do not hold epoch {epoch}"]
+    if not plan["done"] and not (epoch - start) * steps <= step <= (epoch - start + 1) * steps:
+        return [f"plan step {step} is not in epoch {epoch + 1} (steps {(epoch - start) * steps}.."
+                f"{(epoch - start + 1) * steps})"]
+    problems = []
+    partial = plan["partial"]
+    if partial is not None and (not set(PARTIAL) <= set(partial) <= {*PARTIAL, *PARTIAL_OPTIONAL}
+                                or not all(_number(v) and v >= 0 for v in partial.values())):
+        problems.append(f"plan partial={partial!r} is not the running sums {', '.join(PARTIAL)}")
+    if not all(isinstance(w, str) for w in plan["warned"]):
+        problems.append("plan warned is not a list of texts")
+    return problems
 
 
 def check_fields(path: str | os.PathLike, what: str, stored: dict, known: list[str]) -> None:
@@ -119,6 +304,6 @@ def check_fields(path: str | os.PathLike, what: str, stored: dict, known: list[s
     unknown = sorted(set(stored) - set(known))
     missing = sorted(set(known) - set(stored))
     if unknown or missing:
-        parts = ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])
+        parts = ([f"unknown {', '.join(map(str, unknown))}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])
         raise CheckpointError(f"{path}: its {what} does not match this version of d2lcnn ({'; '.join(parts)}). "
                               "Nothing was loaded.")

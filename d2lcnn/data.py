@@ -16,19 +16,24 @@ Where the files come from, in order:
 
 A folder you name (1 or 2) is the one used: when it lacks a file, torchvision downloads into it
 (if allowed) or :class:`DataError` names the missing files, never another copy quietly read
-instead. The default places (3, 4) are searched in turn; the first holding all four files wins.
+instead. A folder you name that does not exist (a typo) is said so, and nothing is created.
+The default places (3, 4) are searched in turn; the first holding all four files wins.
 ``FashionMNIST``'s repr says which folder was used and how it was found.
 
 Every file is checked (magic number, count, image size, label range) and a bad one raises
-:class:`DataError` naming the file and what to do.
+:class:`DataError` naming the file and what to do. Its content is then compared with the
+official release's (:data:`OFFICIAL_SHA256`): a file that differs (damaged, labels shifted, or
+another dataset in the same format) loads with a :class:`DataWarning` naming it.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -58,6 +63,17 @@ SPLITS = {
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049  # 0x00000803 and 0x00000801 in the IDX format
 SIZE = 28
 
+OFFICIAL_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+"""SHA-256 of each file of the official release (zalandoresearch/fashion-mnist), uncompressed: a
+gzip's own bytes differ between packagings (Debian's are recompressed), its content does not.
+Computed from the Debian package's files, whose uncompressed MD5s are the ones published for the
+release (f4a8712d..., 9018921c..., 8181f547..., 15d48437...)."""
+
 HOW_TO_GET = """Ways to get Fashion-MNIST:
   * on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist  (offline, found automatically)
   * with a network: run again with download allowed; torchvision fetches it into data/
@@ -68,6 +84,10 @@ HOW_TO_GET = """Ways to get Fashion-MNIST:
 
 class DataError(RuntimeError):
     """Fashion-MNIST is missing, incomplete or corrupt; the message says which file and what to do."""
+
+
+class DataWarning(UserWarning):
+    """A file that passed every check but is not the official release's (damaged, or another dataset)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,7 +144,8 @@ def _incomplete(folder: Path, found_by: str, others: list[Path], why: str = "") 
     """The error for a folder the user named that lacks files: which ones, and the ways out
     (``others``: the places searched after it, where a complete copy may be)."""
     missing = missing_files(folder)
-    state = "does not exist" if not folder.is_dir() else f"lacks {len(missing)} of the 4 files"
+    state = ("does not exist (nothing was created: make it first to have the data downloaded there)"
+             if not folder.is_dir() else f"lacks {len(missing)} of the 4 files")
     named, drop = ("root=", "leave root= out") if found_by == GIVEN else (f"${ENV_VAR}", f"unset {ENV_VAR}")
     complete = next((f for f in others if find_files(f)), None)
     elsewhere = f" A complete copy is in {complete}: {drop} to use it." if complete is not None else ""
@@ -134,15 +155,30 @@ def _incomplete(folder: Path, found_by: str, others: list[Path], why: str = "") 
         f"FashionMNIST/raw/), or correct {named}.{elsewhere}\n{HOW_TO_GET}")
 
 
-def read_idx(path: Path, expected_count: int, labels: bool) -> torch.Tensor:
-    """Read one IDX file (gzipped or raw) and check it; uint8 tensor of images or labels."""
+def official(name: str, raw: bytes) -> bool | None:
+    """Whether ``raw`` (an uncompressed file) is the official release's ``name``; None for a name
+    the release does not have."""
+    known = OFFICIAL_SHA256.get(name)
+    return None if known is None else hashlib.sha256(raw).hexdigest() == known
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The uncompressed content of an IDX file (gzipped or raw); DataError when it cannot be read."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot be read ({exc}). The file is damaged: delete it and get "
                         f"it again.\n{HOW_TO_GET}") from exc
+
+
+def read_idx(path: Path, expected_count: int, labels: bool) -> torch.Tensor:
+    """Read one IDX file (gzipped or raw) and check it; uint8 tensor of images or labels.
+
+    A file that passes the checks but is not the official release's loads with a DataWarning.
+    """
+    raw = _read_bytes(path)
 
     def bad(why: str) -> DataError:
         return DataError(f"{path}: {why}. The file is not a Fashion-MNIST "
@@ -166,11 +202,15 @@ def read_idx(path: Path, expected_count: int, labels: bool) -> torch.Tensor:
     if len(raw) != expected_bytes:
         raise bad(f"{len(raw):,} bytes, expected {expected_bytes:,} (truncated or padded)")
     data = torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8)
-    if labels:
-        if int(data.max()) >= len(CLASSES):
-            raise bad(f"label {int(data.max())} out of range 0..{len(CLASSES) - 1}")
-        return data.clone()
-    return data.view(count, SIZE, SIZE).clone()
+    if labels and int(data.max()) >= len(CLASSES):
+        raise bad(f"label {int(data.max())} out of range 0..{len(CLASSES) - 1}")
+    name = path.name.removesuffix(".gz")
+    if official(name, raw) is False:
+        warnings.warn(f"{path} passes every check but is not the official Fashion-MNIST file (its SHA-256 "
+                      f"differs from {OFFICIAL_SHA256[name][:16]}...): it is damaged (a changed byte, labels "
+                      "shifted) or another dataset in the same format. If you meant Fashion-MNIST, delete it "
+                      f"and get it again.\n{HOW_TO_GET}", DataWarning, stacklevel=2)
+    return data.clone() if labels else data.view(count, SIZE, SIZE).clone()
 
 
 @dataclass(frozen=True)
@@ -216,8 +256,9 @@ def load_arrays(root: str | os.PathLike | None = None, download: bool = True) ->
         if find_files(folder) is not None:
             return _read_folder(folder.resolve(), found_by)
         if found_by in (GIVEN, FROM_ENV):      # the user's folder, and no other: download or say so
-            failure = _download_failure(folder) if download else None
-            if download and failure is None:
+            # A folder that does not exist is a typo more often than a wish: create nothing.
+            failure = _download_failure(folder) if download and folder.is_dir() else None
+            if download and folder.is_dir() and failure is None:
                 return _read_folder(folder.resolve(), "downloaded by torchvision")
             raise _incomplete(folder, found_by, [f for _, f in places[i + 1:]], f"; {failure}" if failure else "")
     searched = "\n".join(f"  * {folder}  ({why})" for why, folder in places)
@@ -246,6 +287,7 @@ def check(root: str | os.PathLike | None = None, download: bool = False) -> dict
     arrays = load_arrays(root, download=download)
     return {
         "ok": True,
+        "official": {name: official(name, _read_bytes(path)) for name, path in arrays.files.items()},
         "folder": str(arrays.folder),
         "found_by": arrays.found_by,
         "files": {name: str(path) for name, path in arrays.files.items()},

@@ -202,11 +202,13 @@ def _layers(model: nn.Module) -> str:
 
 
 def check_output_shape(answer: Sequence[int] | str | None, model: nn.Module, input_shape: Sequence[int],
-                       hint: str = "", question: Hashable | None = None) -> Verdict:
+                       hint: str = "", question: Hashable | None = None, because: str = "") -> Verdict:
     """Is ``answer`` the shape that ``model`` outputs for an input of ``input_shape``?
 
     First wrong answer: which dimensions are off, the layers to look at and the output-size
-    formula (or ``hint`` when given). Second: the shape after every layer.
+    formula (or ``hint`` when given). Second: the shape after every layer, or ``because`` when
+    given: a block that concatenates its branches (Inception, a dense block) is not a chain of
+    layers, and its worked answer has to show the concatenation.
     """
     if answer is None:
         print(NOT_YET)
@@ -228,6 +230,9 @@ def check_output_shape(answer: Sequence[int] | str | None, model: nn.Module, inp
     question = question if question is not None else ("shape", repr(model), tuple(input_shape))
     worked, same = _wrong_try(question, shape)
     if worked:
+        if because:
+            print(f"Not quite: you wrote {_quote(shape)}; the output is {truth}, because {because}.")
+            return WRONG
         steps = " -> ".join(f"{r['type']} {r['output_shape']}" for r in rows if r["output_shape"] is not None)
         print(f"Not quite: you wrote {_quote(shape)}; the output is {truth}. Layer by layer: {steps}. "
               f"Each side of a convolution or pooling: {OUTPUT_SIZE}.")

@@ -10,11 +10,13 @@ what to do. All of them are ``ValueError`` subclasses, so a caller that only wan
 * :func:`check_count` — epochs, batch sizes, subsets: whole numbers of at least one;
 * :func:`resolve_device` — a device that exists here, or the list of those that do;
 * :func:`check_writable` — a checkpoint path that can be written, checked before training;
-* :func:`check_model_fits` — the data's images fit the model (the layer that breaks is named).
+* :func:`check_model_fits` — the data's images fit the model (the layer that breaks is named);
+* :class:`ArgumentError` — an argument of the wrong kind (``Trainer(None)``, a recipe as a dict).
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -40,6 +42,10 @@ class DeviceError(ValueError):
 
 class OutputPathError(ValueError):
     """A checkpoint path that cannot be written (a folder, a read-only place)."""
+
+
+class ArgumentError(ValueError, TypeError):
+    """An argument of the wrong kind (``Trainer(None)``, a recipe given as a dict, a seed in words)."""
 
 
 class InputMismatchError(ShapeMismatchError):
@@ -140,17 +146,24 @@ def check_writable(path: str | os.PathLike) -> Path:
     a file created and removed beside the destination.
     """
     path = Path(path)
-    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocked is not None:
-        raise OutputPathError(f"cannot write {path}: {blocked} is a file, not a folder. "
-                              "Choose another path, e.g. --out ./model.pt.")
-    if path.is_dir():
-        raise OutputPathError(f"{path} is a folder; give a file path for the checkpoint, e.g. {path / 'model.pt'}.")
     try:
+        blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise OutputPathError(f"cannot write {path}: {blocked} is a file, not a folder. "
+                                  "Choose another path, e.g. --out ./model.pt.")
+        if path.is_dir():
+            raise OutputPathError(f"{path} is a folder; give a file path for the checkpoint, e.g. {path / 'model.pt'}.")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+        # The probe's name is as long as the temporary file a save writes first (.NAME.PID.RANDOM.tmp).
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".probe"):
             pass
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            longest = max((part for part in path.parts), key=lambda part: len(os.fsencode(part)))
+            raise OutputPathError(f"cannot write the checkpoint: a name in its path is too long for this "
+                                  f"filesystem ({len(os.fsencode(longest))} bytes: {longest[:40]}...; a save "
+                                  "also needs about 30 more for its temporary file). Choose a shorter name, "
+                                  "e.g. --out ./model.pt.") from None
         raise OutputPathError(f"cannot write {path}: {exc.strerror or exc} (in {path.parent}). "
                               "Choose a folder you can write to, e.g. --out ./model.pt.") from None
     return path

@@ -7,8 +7,11 @@ What it does for you, and why:
 * **No waiting for the GPU.** Loss and accuracy are summed in device tensors; the host reads
   them (a synchronisation) at most twice a second for the progress bar, and once per epoch.
 * **Mixed precision and channels-last on CUDA.** bfloat16 on GPUs that have it natively
-  (compute capability 8.0 or newer), float16 with a gradient scaler otherwise (a T4);
+  (compute capability 8.0 or newer), float16 with a gradient scaler otherwise (a T4; steps the
+  scaler skips are counted in the history, and its state is kept in checkpoints);
   ``torch.compile`` on request. On the CPU, plain float32 is fastest for these small networks.
+  Without mixed precision no autocast context is entered at all (before torch 2.5, even a
+  disabled one raises on Apple's MPS).
 * **Honest in a notebook.** A progress bar and a live plot of the curves; in a terminal, one
   line per epoch on stderr (stdout stays free for results). The stop button (or Ctrl-C) stops after the current step and keeps the model
   and the history; ``fit()`` then continues exactly where it stopped.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import signal
@@ -37,6 +41,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -47,7 +52,7 @@ from . import checkpoint
 from . import models as registry
 from .checkpoint import CheckpointError
 from .data import CLASSES, FashionMNIST
-from .guards import check_count, check_model_fits, check_recipe
+from .guards import ArgumentError, check_count, check_model_fits, check_recipe
 from .runtime import default_device, quick_mode
 
 QUICK = {"epochs": 1, "steps": 5, "batch_size": 32, "eval_examples": 256}
@@ -177,15 +182,25 @@ def init_weights(model: nn.Module, how: str) -> None:
             nn.init.zeros_(m.bias)
 
 
+SKIPPED_WARN = 0.05
+"""float16: warn when the scaler skipped more than this fraction of an epoch's steps (and over 10)."""
+
+
+def gpu_capability(device: torch.device) -> tuple[int, int] | None:
+    """The CUDA compute capability of ``device`` (a T4: (7, 5), an H100: (9, 0)); None off CUDA."""
+    return torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+
+
 def amp_dtype(device: torch.device) -> torch.dtype | None:
     """bfloat16 on GPUs that have it natively (compute capability >= 8.0), else float16; None off CUDA.
 
     ``torch.cuda.is_bf16_supported()`` says True on a T4 too, where bf16 is emulated and slow.
+    float16 needs a gradient scaler (see ``Trainer._scaled_update``).
     """
-    if device.type != "cuda":
+    capability = gpu_capability(device)
+    if capability is None:
         return None
-    major, _ = torch.cuda.get_device_capability(device)
-    return torch.bfloat16 if major >= 8 else torch.float16
+    return torch.bfloat16 if capability[0] >= 8 else torch.float16
 
 
 def in_notebook() -> bool:
@@ -196,6 +211,21 @@ def in_notebook() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
+
+
+def _check_arguments(model, recipe, seed) -> None:
+    """The Trainer's arguments of the wrong kind, refused in words before anything is made."""
+    if not isinstance(model, nn.Module):
+        raise ArgumentError(f"model must be a network (a torch.nn.Module), got {type(model).__name__} {model!r:.60}. "
+                            "Build one first, e.g. Trainer(models.build('lenet')).")
+    if recipe is not None and not isinstance(recipe, Recipe):
+        fix = (f"Recipe(**{recipe!r:.80}) or Recipe.modern('lenet', **{recipe!r:.80})" if isinstance(recipe, dict)
+               else "Recipe.modern('lenet') or Recipe.book('lenet')")
+        raise ArgumentError(f"recipe must be a Recipe, got a {type(recipe).__name__}: write recipe={fix}; "
+                            "a Recipe checks every setting.")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ArgumentError(f"seed must be a whole number of at least 0, got {seed!r}. Any one will do, e.g. seed=0; "
+                            "the same seed gives the same network and the same run.")
 
 
 class Trainer:
@@ -214,7 +244,8 @@ class Trainer:
         callbacks: objects with optional ``on_fit_start(trainer)`` and
             ``on_epoch_end(trainer, record)`` methods (e.g. ``viz.Replay``).
         compile: run the model through ``torch.compile``.
-        amp: mixed precision; default on for CUDA (see :func:`amp_dtype`).
+        amp: mixed precision; default on for CUDA (see :func:`amp_dtype`; float16 brings a
+            ``torch.amp.GradScaler``, ``self.scaler``, which is None otherwise).
         channels_last: channels-last memory format; default on for CUDA.
         seed: seeds the weights' initialisation and the data order: the same seed gives the
             same network and the same run.
@@ -228,14 +259,16 @@ class Trainer:
                  device: str | torch.device | None = None, callbacks=(), compile: bool = False,
                  amp: bool | None = None, channels_last: bool | None = None, seed: int = 0,
                  name: str | None = None):
+        _check_arguments(model, recipe, seed)
         self.recipe = recipe or Recipe()
         self.device = default_device(device if device is not None else (data.device if data else None))
         self.quick = quick_mode()
         self.seed = seed
         self.name = name or getattr(model, "d2lcnn_name", type(model).__name__)
         resize = data.resize if data is not None else self.recipe.resize
-        check_model_fits(model, (1, 1, resize, resize), len(CLASSES),
-                         what=f"Fashion-MNIST at resize={resize}")
+        # Given data is asked for one real image: a dataset of 3 channels (or another size) shows here.
+        shape = tuple(data.sample(1)[0].shape) if data is not None and hasattr(data, "sample") else (1, 1, resize, resize)
+        check_model_fits(model, shape, len(CLASSES), what=f"Fashion-MNIST at resize={resize}")
         trained = getattr(model, "d2lcnn_trained_epochs", None)
         if trained is not None and self.recipe.init != "none":
             warn(f"this network was trained already ({trained} finished epoch{'s' if trained != 1 else ''}); a new "
@@ -263,8 +296,10 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if cuda else None)
         if compile:
             self.forward_model = torch.compile(self.forward_model)
+        # float16 (a T4) needs a gradient scaler; its optimizer is then fused (see _scaled_update).
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
+        self._skipped = torch.zeros((), device=self.device, dtype=torch.long)   # steps the scaler skipped
         self.optimizer = self._make_optimizer()
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.callbacks = list(callbacks)
         self.history: list[dict] = []
         self.epoch = 0              # finished epochs
@@ -306,7 +341,12 @@ class Trainer:
         no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() <= 1]
         groups = [{"params": decay, "weight_decay": r.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0)
+        settings = {"lr": r.lr, "momentum": r.momentum, "nesterov": r.nesterov and r.momentum > 0}
+        try:
+            optimizer = torch.optim.SGD(groups, **settings, **({"fused": True} if self.scaler is not None else {}))
+        except TypeError:   # a torch without fused SGD: the scaler then reads its flag at every step
+            optimizer = torch.optim.SGD(groups, **settings)
+        self._zero_momentum(optimizer)
         # Counts the updates really applied, so that an interrupt landing between the update and
         # the loop's own count cannot make a resumed fit apply that update twice.
         self._updates = 0
@@ -315,6 +355,19 @@ class Trainer:
 
     def _count_update(self, optimizer, args, kwargs) -> None:
         self._updates += 1
+
+    def _zero_momentum(self, optimizer: torch.optim.Optimizer) -> None:
+        """Give a fused optimizer zero momentum buffers before its first step.
+
+        Fused SGD makes its buffers with ``torch.empty_like`` at its first step and fills them
+        then; when the scaler skips that step they keep whatever memory held (seen on the CPU), and
+        every later step adds that to its update. Zeros give exactly the first step SGD defines.
+        """
+        if self.scaler is None or not self.recipe.momentum:
+            return
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
 
     @property
     def batch_size(self) -> int:
@@ -344,28 +397,57 @@ class Trainer:
     def _prepare(self, X: torch.Tensor) -> torch.Tensor:
         return X.contiguous(memory_format=torch.channels_last) if self.channels_last else X
 
+    def _autocast(self):
+        """Mixed precision's context when it is on; none at all when it is off (see the module's notes)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: forward (mixed precision on GPUs), loss, backward, clip, update.
 
         Returns the loss and the number of correct predictions as device tensors: reading them
         here with ``.item()`` would make the CPU wait for the GPU at every step.
         """
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
+        with self._autocast():
             logits = self.forward_model(self._prepare(X))
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.recipe.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:       # float16: see _scaled_update
+            self._scaled_update(loss)
+        else:
+            loss.backward()
+            if self.recipe.clip_grad_norm:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_grad_norm)
+            self.optimizer.step()
+        return loss.detach(), (logits.argmax(1) == y).sum()
+
+    def _scaled_update(self, loss: torch.Tensor) -> None:
+        """The float16 update: scaled backward, unscale, clip, then step unless gradients overflowed.
+
+        float16 cannot hold gradients below about 6e-8, so the scaler multiplies the loss before
+        the backward pass and divides the gradients after it. When they overflowed (inf or NaN)
+        the step is skipped and the scale halved; a few skips at the start are how the scaler finds
+        its scale. Skipped steps are counted in ``self._skipped`` (a device tensor, read once per
+        epoch into the history's ``skipped_steps``).
+
+        Host reads per step: none. The scaler must know whether to skip; with a plain optimizer it
+        reads that from the device at every step, so the optimizer here is fused (one kernel that
+        takes the overflow flag as a device tensor and skips on the device).
+        """
         self.scaler.scale(loss).backward()
-        if self.recipe.clip_grad_norm:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_grad_norm)
+        self.scaler.unscale_(self.optimizer)
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_grad_norm or math.inf)
+        self._skipped += ~torch.isfinite(norm)     # the scaler's own test: an inf or NaN gradient
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.detach(), (logits.argmax(1) == y).sum()
 
     @torch.no_grad()
     def evaluate(self, limit: int | None = None) -> dict:
         """Test loss and accuracy (on at most ``limit`` test images; quick mode caps it)."""
+        if limit is not None:
+            check_count("limit", limit, "It is the number of test images to use (None: all of them).",
+                        error=ArgumentError)
         if self.quick:
             limit = min(limit or QUICK["eval_examples"], QUICK["eval_examples"])
         was_training = self.model.training
@@ -375,8 +457,7 @@ class Trainer:
         n = 0
         try:
             for X, y in self.data.test_batches(batch_size=max(self.batch_size, 256), limit=limit):
-                with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                    enabled=self.amp_dtype is not None):
+                with self._autocast():
                     logits = self.model(self._prepare(X))
                 loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
                 correct += (logits.argmax(1) == y).sum()
@@ -508,9 +589,11 @@ class Trainer:
                 "correct": torch.full((), int(partial["correct"]), device=self.device, dtype=torch.long),
                 "nonfinite": torch.full((), int(partial["nonfinite"]), device=self.device, dtype=torch.long),
                 "seen": int(partial["seen"])}
+        self._skipped = torch.full((), int(partial.get("skipped", 0)), device=self.device, dtype=torch.long)
         good = {k: v.detach().clone() for k, v in self.model.state_dict().items()} if step_in_epoch == 0 else None
         self.model.train()
         start, lr, evaluated = time.perf_counter(), None, None
+        warm = None      # (time, steps) after this epoch's first step, where the estimate's clock starts
         self._counted = self._updates
         try:
             for X, y in batches:
@@ -520,7 +603,10 @@ class Trainer:
                 self._step(X, y, lr, sums, plan)
                 if progress is not None:
                     progress.step(epoch, steps_done() / plan["steps"], sums["loss"], sums["correct"], sums["seen"])
-                self._estimate(plan, start, steps_done() - step_in_epoch)
+                if warm is None:
+                    warm = (time.perf_counter(), steps_done())
+                else:
+                    self._estimate(plan, warm[0], steps_done() - warm[1])
                 if self._stop:
                     break
         except KeyboardInterrupt:
@@ -534,12 +620,13 @@ class Trainer:
         seen = sums["seen"]
         train_seconds = partial["seconds"] + time.perf_counter() - start
         loss_sum, correct, nonfinite = sums["loss"].item(), sums["correct"].item(), sums["nonfinite"].item()
+        skipped = self._skipped.item() if self.scaler is not None else 0
         record = {"epoch": epoch + 1,
                   "train_loss": loss_sum / seen if seen else None,
                   "train_acc": correct / seen if seen else None,
                   "lr": lr if lr is not None else (self.lr_at(max(plan["step"] - 1, 0), total_steps)),
                   "examples_per_s": (seen - partial["seen"]) * self.world_size / max(time.perf_counter() - start, 1e-9),
-                  "device": str(self.device), "quick": self.quick}
+                  "device": str(self.device), "quick": self.quick, "skipped_steps": skipped}
         finished_training = step_in_epoch >= plan["steps"]
         if finished_training and not nonfinite:
             try:
@@ -548,7 +635,7 @@ class Trainer:
                 self._stop = True
         if evaluated is None:
             plan["partial"] = {"loss": loss_sum, "correct": correct, "nonfinite": nonfinite, "seen": seen,
-                               "seconds": train_seconds}
+                               "seconds": train_seconds, "skipped": skipped}
         diverged = bool(nonfinite) or (evaluated is not None and not math.isfinite(evaluated["test_loss"]))
         if diverged:
             record.update(test_loss=None, test_acc=None, seconds=train_seconds, interrupted=False, diverged=True,
@@ -570,6 +657,7 @@ class Trainer:
             self._diverged(record, good, plan)
         if not record["interrupted"]:
             self._watch_chance(record, plan)
+            self._watch_skipped(record, plan)
             for cb in self.callbacks:
                 if hasattr(cb, "on_epoch_end"):
                     cb.on_epoch_end(self, record)
@@ -581,10 +669,18 @@ class Trainer:
         if good is not None:
             self.model.load_state_dict(good)
             self.optimizer.state.clear()   # momentum that saw NaN gradients would bring them back
+            self._zero_momentum(self.optimizer)
             restored = (f"The weights were put back as they were at the start of epoch {record['epoch']}"
                         " (the optimizer's momentum was cleared); the history keeps this epoch's record.")
         self._plan = None
         steps = record.get("nonfinite_steps") or 0
+        bad, split = self._nonfinite_batches(record["epoch"] - 1, plan, training=bool(steps))
+        if bad:
+            raise TrainingDiverged(
+                f"training stopped in epoch {record['epoch']}: the input images of {bad} {split} batch"
+                f"{'es' if bad != 1 else ''} hold NaN or infinite values, so the loss did too; the learning rate "
+                f"({self.recipe.lr:g}) is not the cause. {restored} Fix or drop those images (for a batch X, "
+                "torch.isfinite(X).flatten(1).all(1) marks the good ones), then make a new Trainer.")
         where = f"in {steps} of its steps" if steps else "in the evaluation"
         bigger = "" if self.recipe.clip_grad_norm else ", gradient clipping (clip_grad_norm=5.0)"
         raise TrainingDiverged(
@@ -593,9 +689,26 @@ class Trainer:
             f"lr={self.recipe.lr / 10:g}{bigger}, or init='kaiming' for a ReLU network; then make a new "
             "Trainer.")
 
+    def _nonfinite_batches(self, epoch: int, plan: dict, training: bool) -> tuple[int, str]:
+        """How many of ``epoch``'s training batches (or of the test batches) hold NaN/inf: checked
+        after a divergence, before the learning rate is blamed. The batches are a function of
+        (seed, epoch), so these are the ones the epoch saw."""
+        if training:
+            batches = itertools.islice(self.data.train_batches(epoch=epoch, rank=self.rank, world_size=self.world_size,
+                                                               batch_size=self.batch_size), plan["steps"])
+        else:
+            limit = QUICK["eval_examples"] if self.quick else None
+            batches = self.data.test_batches(batch_size=max(self.batch_size, 256), limit=limit)
+        with torch.no_grad():
+            bad = sum(int(not bool(torch.isfinite(X).all())) for X, _ in batches)
+        return bad, "training" if training else "test"
+
+    warn_at_chance = True
+    """False on a Trainer whose network is meant to fail (a lesson's control run): no "not learning" warning."""
+
     def _watch_chance(self, record: dict, plan: dict) -> None:
         """Warn once per fit when test accuracy is still near chance after two epochs."""
-        if self.quick or "chance" in plan["warned"] or self.epoch - plan["start"] < 2:
+        if self.quick or not self.warn_at_chance or "chance" in plan["warned"] or self.epoch - plan["start"] < 2:
             return
         if record["test_acc"] is not None and record["test_acc"] < CHANCE:
             plan["warned"].append("chance")
@@ -605,8 +718,24 @@ class Trainer:
                  f"{self.recipe.init!r}; try 'xavier' for sigmoid networks, 'kaiming' for ReLU ones); saturated "
                  "sigmoids (large inputs or weights). Stop it (the stop button) and try another recipe.")
 
+    def _watch_skipped(self, record: dict, plan: dict) -> None:
+        """float16: warn once per fit when the scaler skipped many of an epoch's steps."""
+        skipped, steps = record["skipped_steps"], plan["steps"]
+        if "skipped" in plan["warned"] or skipped <= max(10, SKIPPED_WARN * steps):
+            return
+        plan["warned"].append("skipped")
+        warn(f"{skipped} of the {steps} steps of epoch {record['epoch']} were skipped: their float16 gradients "
+             "overflowed, and the gradient scaler skips such a step and halves its scale. A few at the start are "
+             "normal; this many mean the weights barely moved. Try a lower learning rate (lr="
+             f"{self.recipe.lr:g}), gradient clipping, or no mixed precision (Trainer(..., amp=False)).")
+
     def _estimate(self, plan: dict, start: float, steps_here: int) -> None:
-        """Once per fit, after ESTIMATE_AFTER_S: warn when the rest would take longer than LONG_RUN_S."""
+        """Once per fit, after ESTIMATE_AFTER_S: warn when the rest would take longer than LONG_RUN_S.
+
+        ``start`` is taken after an epoch's first step and ``steps_here`` counts the steps since:
+        that first step holds ``torch.compile``'s compilation and cuDNN's autotuning, which a
+        30-second compile would otherwise turn into "about 44 min more" for a run of seconds.
+        """
         if "estimate" in plan["warned"] or steps_here < 2:
             return
         elapsed = time.perf_counter() - start
@@ -622,10 +751,10 @@ class Trainer:
         if left < LONG_RUN_S:
             return
         warn(f"this fit will take about {_duration(left)} more on {self.device} ({elapsed / steps_here:.2f} s per "
-             f"step, {total_steps - plan['step']:,} steps left). To finish sooner: use the notebook's CPU setting, "
-             f"a smaller resize (now {self.data.resize}), fewer epochs or a subset of the data "
-             "(FashionMNIST(subset=...)); on Colab, choose a GPU runtime. The stop button stops it after the "
-             "current step; fit() continues from there.")
+             f"step, {total_steps - plan['step']:,} steps left). To finish sooner: a smaller setting (the "
+             f"notebook's CPU setting, if you are not on it already), a smaller resize (now {self.data.resize}), "
+             "fewer epochs or a subset of the data (FashionMNIST(subset=...)); on Colab, choose a GPU runtime. "
+             "The stop button stops it after the current step; fit() continues from there.")
 
     def _check_cpu_contention(self) -> None:
         """Warn when a CPU fit runs several PyTorch threads on a machine that other programs keep busy.
@@ -661,7 +790,10 @@ class Trainer:
                  "recipe": dataclasses.asdict(self.recipe),
                  "data": {key: getattr(self.data, key) for key in DATA_SETTINGS},
                  "epoch": self.epoch,
-                 "plan": _plain(self._plan) if self._plan else None}
+                 "plan": _plain(self._plan) if self._plan else None,
+                 "structure": checkpoint.structure(self.model)}
+        if self.scaler is not None:    # float16: a resumed run goes on at the scale it had found
+            state["scaler"] = self.scaler.state_dict()
         return checkpoint.save(state, path)
 
     @staticmethod
@@ -696,6 +828,14 @@ class Trainer:
                 + (f" and does not fit it: {shown}" if problems else "") + ". Nothing was loaded. Build the same "
                 "architecture (models.build with the name and configuration of the checkpoint), or use "
                 "Trainer.from_checkpoint(path).")
+        # A version-2 file records no structure: its names and shapes were checked above.
+        differ = (checkpoint.structure_differences(state["structure"], checkpoint.structure(self.model))
+                  if "structure" in state else [])
+        if differ:
+            raise CheckpointError(
+                f"{path} holds a {state['arch']!r} built differently from this model: {'; '.join(differ)}. "
+                "Nothing was loaded. Build the network as it was trained (the same models.build arguments, e.g. "
+                "activation=nn.ReLU), then load it with Trainer(model, ...).load(path).")
         recipe = self._recipe_of(path, state)
         checkpoint.check_fields(path, "data settings", state["data"], list(DATA_SETTINGS))
         data = self.data
@@ -713,25 +853,47 @@ class Trainer:
         optimizer = torch.optim.SGD([{"params": g["params"]} for g in self.optimizer.param_groups], lr=recipe.lr)
         try:
             optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise CheckpointError(f"{path}: its optimizer state does not fit this model ({exc}). "
                                   "Nothing was loaded.") from None
+        scaler = self.scaler
+        if scaler is not None and state.get("scaler"):   # a float16 run's scale; other runs ignore it
+            scaler = torch.amp.GradScaler(self.device.type)
+            try:
+                scaler.load_state_dict(state["scaler"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(f"{path}: its gradient scaler's state is damaged ({exc}). "
+                                      "Nothing was loaded.") from None
         # All checked: now change everything.
         self.model.load_state_dict(theirs)
-        self.recipe, self.data = recipe, data
+        self.recipe, self.data, self.scaler = recipe, data, scaler
         self.optimizer = self._make_optimizer()
+        fused = [group.get("fused") for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, ours in zip(self.optimizer.param_groups, fused):   # fused as this Trainer needs, not as the saver's
+            group["fused"] = ours
         self.history = list(state["history"])
         self.epoch = int(state["epoch"])
         self.model.d2lcnn_trained_epochs = self.epoch
         plan = state["plan"]
         self._plan = _plain(plan) if plan and not plan["done"] else None
+        if self._plan is not None and self.quick:
+            self._plan = _quick_plan(self._plan, self.epoch)
         return self
 
 
 def _plain(plan: dict) -> dict:
     """A copy of a plan (nested dicts and lists copied too)."""
     return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in plan.items()}
+
+
+def _quick_plan(plan: dict, epoch: int) -> dict:
+    """An interrupted plan cut to what quick mode allows: from the current epoch (``epoch``
+    finished), at most QUICK's epochs and steps, keeping the position within the epoch."""
+    steps = min(plan["steps"], QUICK["steps"])
+    in_epoch = plan["step"] - (epoch - plan["start"]) * plan["steps"]
+    return {**plan, "start": epoch, "end": min(plan["end"], epoch + QUICK["epochs"]), "steps": steps,
+            "step": min(in_epoch, steps)}
 
 
 def _duration(seconds: float) -> str:

@@ -20,6 +20,10 @@ def test_bench_json_keys_on_a_tiny_run():
     assert result["ours_per_s"] > 0 and result["book_per_s"] > 0
     assert result["ratio"] == round(result["ours_per_s"] / result["book_per_s"], 2)
     assert result["subset"] == 128 and result["book_compute_only_per_s"] > 0
+    # The same footing: one device for both, float32 for both, compute apart from data loading.
+    assert result["device"] == "cpu" and result["precision"] == "float32"
+    assert result["compute_ratio"] == round(result["ours_train_only_per_s"] / result["book_compute_only_per_s"], 2)
+    assert result["book_data_s"] > 0 and result["ours_data_s"] > 0
 
 
 def test_bench_subset_too_small_for_the_books_loop_is_a_clear_error():
@@ -37,9 +41,12 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
+import tempfile
 
-from d2lcnn import benchmark, models
+import pytest
+import torch
+
+from d2lcnn import benchmark, models, train
 
 
 def bench(*args, **kwargs):
@@ -167,11 +174,81 @@ def test_a_stop_while_the_workers_start_is_a_clean_stop(tmp_path, monkeypatch):
     (("--all", "--seeds", "0"), "--seeds"),
     (("--all", "--book-subset", "10"), "too small for the book's loop"),
     (("--all", "--device", "gpu"), "gpu"),
+    (("--all", "--models", ","), "--models ',' names no model"),
+    (("--all", "--models", ""), "--models '' names no model"),
+    (("--all", "--budget", "-5"), "--budget must be 0 seconds or more, got -5"),
+    (("lenet", "--seeds", "0"), "--seeds is for --all"),
+    (("lenet", "--jobs", "0"), "--jobs is for --all"),
+    (("lenet", "--models", "foo"), "--models is for --all"),
+    (("lenet", "--no-book"), "--no-book is for --all"),
+    (("lenet", "--seeds", "0", "--jobs", "0", "--models", "foo", "--no-book"),
+     "--models, --seeds, --jobs, --no-book are for --all"),
 ])
 def test_bench_refuses_bad_arguments_before_any_work(tmp_path, args, message):
-    done = bench(*args, "--out", str(tmp_path / "x.json"))
+    out = ("--out", str(tmp_path / "x.json")) if "--all" in args else ()
+    done = bench(*args, *out)
     assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1          # one line, no traceback
     assert not (tmp_path / "x.json").exists()
+
+
+def test_bench_all_resolves_the_device_once_and_records_it(tmp_path, monkeypatch):
+    """Without --device, every job (the book's side too) gets the device the benchmark found, not None
+    (d2l's train_ch6 given None trains on the CPU while ours would pick a GPU)."""
+    from d2lcnn.commands import main
+
+    seen = {}
+    monkeypatch.setattr(benchmark, "run_all", lambda settings, out, command: seen.setdefault("settings", settings)
+                        and {"complete": True, "jobs": [], "models": {}, "settings": {}})
+    monkeypatch.setattr(benchmark, "markdown", lambda data: "")
+    main(["bench", "--all", "--models", "lenet", "--out", str(tmp_path / "b.json")])
+    assert seen["settings"].device == "cpu"
+    assert {j["device"] for j in sum(benchmark.plan(seen["settings"]), [])} == {"cpu"}
+
+    calls = []
+    monkeypatch.setattr(benchmark, "book_loop", lambda name, epochs, device, *a: calls.append(device) or {
+        "per_s": 1.0, "seconds": 1.0, "compute_only_per_s": 2.0, "data_s": 0.5, "test_acc": 0.1})
+    monkeypatch.setattr(benchmark, "our_loop", lambda name, epochs, device, *a: calls.append(device) or {
+        "per_s": 2.0, "seconds": 0.5, "train_only_per_s": 3.0, "data_s": 0.1, "test_acc": 0.2})
+    result = benchmark.compare_with_book("lenet", 1, None)
+    assert calls == [torch.device("cpu")] * 2 and result["device"] == "cpu" and result["compute_ratio"] == 1.5
+
+
+def test_stuck_at_chance_takes_two_epochs_as_the_trainer_says(monkeypatch):
+    monkeypatch.setattr(train.Trainer, "evaluate", lambda self, limit=None: {"test_loss": 2.3, "test_acc": 0.1})
+    one = benchmark.train_run("lenet", 0, 1, "cpu", subset=20)
+    assert one["test_acc"] == 0.1 and one["stuck"] is False
+    assert benchmark.train_run("lenet", 0, 2, "cpu", subset=20)["stuck"] is True
+
+
+def test_seeds_cut_short_by_the_budget_do_not_meet_the_goal():
+    jobs = [job("resnext", 0, 0.91), job("resnext", 1, 0.92), job("lenet", 0, 0.85), job("lenet", 1, 0.85),
+            job("lenet", 2, 0.85)]
+    table = benchmark.summarize(jobs, {"resnext": 3, "lenet": 3})
+    assert table["resnext"]["goal_reached"] and not table["resnext"]["met_goal"]
+    assert table["lenet"]["met_goal"]
+    data = {"format": benchmark.FORMAT, "command": "python -m d2lcnn bench --all", "device": "cpu",
+            "device_name": "a CPU", "torch": "2.11.0", "date": "2026-11-30T00:00:00+00:00", "complete": False,
+            "elapsed_s": 9.0, "cpu_count": 2, "jobs": jobs, "skipped": [],
+            "settings": {"models": ["resnext", "lenet"], "seeds": 3, "epochs": 10, "subset": None, "jobs": 4,
+                         "book": False, "book_epochs": 1, "book_subset": 1000, "timing_epochs": 2}}
+    data["models"] = benchmark.summarize(jobs, {"resnext": 3, "lenet": 3})
+    text = benchmark.markdown(data)
+    assert "| 0.900 2 of 3 seeds |" in text and "| 0.808 ✓ |" in text
+    path = Path(tempfile.mkdtemp()) / "r.json"
+    path.write_text(json.dumps(data))
+    assert benchmark.load(path)["models"]["resnext"]["seeds_planned"] == 3     # from the file's own settings
+
+
+def test_book_column_names_compute_and_whole_epochs():
+    book = {"kind": "book", "model": "lenet", "ratio": 12.5, "compute_ratio": 2.25, "ours_per_s": 1e5,
+            "book_per_s": 8e3, "ours_seconds_per_epoch": 0.6, "book_seconds_per_epoch": 7.5,
+            "book_compute_only_per_s": 9e3, "ours_train_only_per_s": 2.0e4, "ours_data_s": 0.4, "book_data_s": 5.1,
+            "book_subset": 1000, "book_test_acc": 0.7, "ours_test_acc": 0.8, "epochs": 1}
+    row = benchmark.summarize([job("lenet"), book])["lenet"]
+    assert benchmark._versus(row["book"]) == "2.2× compute, 12.5× whole epochs"
+    old = {k: v for k, v in book.items() if k not in ("compute_ratio", "ours_data_s", "book_data_s")}
+    assert benchmark._versus(benchmark.summarize([job("lenet"), old])["lenet"]["book"]) == "12.5× whole epochs"
 
 
 def test_load_refuses_another_file(tmp_path):
@@ -203,3 +280,17 @@ def test_published_prefers_a_complete_gpu_run(tmp_path, monkeypatch):
     assert benchmark.published()["date"] == "2026-11-01"
     (tmp_path / "c.json").unlink()
     assert benchmark.published()["date"] == "2026-12-02"
+
+
+def test_the_speedrun_trains_for_its_recipes_epochs_unless_told():
+    """bench --all trains each network for its recipe's epochs: 10, the speedrun's 16 (it taught 16
+    and trained 10); --epochs N sets every run."""
+    def epochs(settings):
+        alone, shared = benchmark.plan(settings)
+        return {(j["model"], j["role"]): j["epochs"] for j in alone + shared if j["kind"] == "train"}
+
+    default = epochs(benchmark.Settings(models=["lenet", benchmark.SPEEDRUN], seeds=1, book=False))
+    assert default[(benchmark.SPEEDRUN, "speedrun")] == train.Recipe.modern(benchmark.SPEEDRUN).epochs == 16
+    assert default[("lenet", "accuracy")] == 10
+    told = epochs(benchmark.Settings(models=["lenet", benchmark.SPEEDRUN], seeds=1, book=False, epochs=3))
+    assert set(told.values()) - {2} == {3}    # every run 3 epochs (the timing run keeps its own 2)

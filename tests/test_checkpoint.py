@@ -45,6 +45,7 @@ def rewrite(path, out, **changes):
             del state[key]
         else:
             state[key] = value
+    state["checksum"] = checkpoint.checksum(state)   # as a careful forger would: the checks below must hold
     torch.save(state, out)
     return out
 
@@ -83,7 +84,7 @@ def test_unknown_recipe_field_changes_nothing(saved, small, tmp_path):
 def test_not_a_checkpoint(small, tmp_path):
     plain = tmp_path / "weights.pt"
     torch.save(models.build("lenet").state_dict(), plain)
-    with pytest.raises(checkpoint.CheckpointError, match="no 'd2lcnn-checkpoint-2' marker.*plain state_dict"):
+    with pytest.raises(checkpoint.CheckpointError, match="no 'd2lcnn-checkpoint-3' marker.*plain state_dict"):
         fresh(small).load(plain)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a zip")
@@ -143,3 +144,98 @@ def test_killed_saves_leave_no_temporaries(saved, tmp_path):
     t.save(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
     assert train.Trainer.from_checkpoint(target, device="cpu").epoch == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 26: variant networks, checksums, impossible values, all refused before anything changes
+# ----------------------------------------------------------------------------------------------
+
+def test_a_variant_network_of_the_same_name_is_refused_naming_both_sides(small, tmp_path):
+    from torch import nn
+
+    relu = train.Trainer(models.build("lenet", activation=nn.ReLU, pool=nn.MaxPool2d), data=small,
+                         recipe=train.Recipe.modern("lenet", epochs=1))
+    path = relu.save(tmp_path / "relu.pt")
+    t = fresh(small)
+    before = snapshot(t)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        t.load(path)
+    message = str(err.value)
+    assert "built differently" in message and "ReLU() in the file, Sigmoid() in the model" in message
+    assert "MaxPool2d" in message and "Nothing was loaded" in message
+    unchanged(t, before)
+    with pytest.raises(checkpoint.CheckpointError, match="ReLU\\(\\) in the file, Sigmoid\\(\\) in the model"):
+        train.Trainer.from_checkpoint(path, device="cpu")
+    # Built as it was trained, it loads.
+    same = train.Trainer(models.build("lenet", activation=nn.ReLU, pool=nn.MaxPool2d), data=small)
+    same.load(path)
+    assert all(torch.equal(a, b) for a, b in zip(same.model.parameters(), relu.model.parameters()))
+
+
+def flip_a_weight_byte(path, weight):
+    """Change one byte inside ``weight``'s data in the file (torch does not check its archive's CRC)."""
+    blob = bytearray(path.read_bytes())
+    raw = weight.detach().cpu().numpy().tobytes()
+    at = blob.find(raw[:64])
+    assert at > 0
+    blob[at + 41] ^= 0x40
+    path.write_bytes(bytes(blob))
+
+
+def test_a_flipped_byte_is_refused(saved, small, tmp_path):
+    t, path = saved
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(path.read_bytes())
+    flip_a_weight_byte(copy, t.model.state_dict()["0.weight"])
+    assert not torch.equal(torch.load(copy, weights_only=True)["model"]["0.weight"], t.model.state_dict()["0.weight"])
+    other = fresh(small)
+    before = snapshot(other)
+    with pytest.raises(checkpoint.CheckpointError, match="is damaged: its contents do not match the checksum.*Nothing was loaded"):
+        other.load(copy)
+    unchanged(other, before)
+    with pytest.raises(checkpoint.CheckpointError, match="checksum"):
+        train.Trainer.from_checkpoint(copy, device="cpu")
+
+
+def nan_weights(state):
+    return {**state["model"], "0.weight": torch.full_like(state["model"]["0.weight"], float("nan"))}
+
+
+def listed_weight(state):
+    return {**state["model"], "0.weight": state["model"]["0.weight"].tolist()}
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda s: {"epoch": -5}, "epoch -5, below 0"),
+    (lambda s: {"model": nan_weights(s)}, "weight '0.weight' has 150 NaN/infinite values of 150"),
+    (lambda s: {"model": listed_weight(s)}, "weight '0.weight' is a list, not a tensor"),
+    (lambda s: {"history": ["garbage", 3]}, "history[0] is a str, not a record"),
+    (lambda s: {"history": [{"epoch": 99, "test_acc": "high"}]}, "history[0] has epoch 99"),
+    (lambda s: {"plan": {"foo": 1}}, "the plan lacks start, end, steps, step, done, partial, warned (it has foo)"),
+    (lambda s: {"plan": {**s["plan"], "done": False, "step": 10**6}}, "plan step 1000000 is not in epoch 2"),
+    (lambda s: {"optimizer": {"foo": 1}}, "'optimizer' lacks its 'state' dict"),
+    (lambda s: {"epoch": True}, "'epoch' is a bool, not a int"),
+])
+def test_impossible_values_are_refused_and_change_nothing(saved, small, tmp_path, change, words):
+    _, path = saved
+    state = torch.load(path, weights_only=True)
+    bad = rewrite(path, tmp_path / "bad.pt", **change(state))
+    t = fresh(small)
+    before = snapshot(t)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        t.load(bad)
+    assert words in str(err.value) and "Nothing was loaded" in str(err.value)
+    unchanged(t, before)
+    with pytest.raises(checkpoint.CheckpointError):
+        train.Trainer.from_checkpoint(bad, device="cpu")
+
+
+def test_a_version_2_checkpoint_still_loads(saved, small, tmp_path):
+    t, path = saved
+    state = torch.load(path, weights_only=True)
+    del state["structure"], state["checksum"]
+    state["format"] = "d2lcnn-checkpoint-2"
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    loaded = fresh(small).load(old)
+    assert loaded.epoch == 1 and all(torch.equal(a, b) for a, b in zip(loaded.model.parameters(), t.model.parameters()))

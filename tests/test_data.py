@@ -276,3 +276,60 @@ def test_cli_bench_json_small():
     report = json.loads(out.stdout)
     assert {"ours_per_s", "torchvision_per_s", "ratio"} <= report.keys()
     assert report["ours_per_s"] > 0 and report["torchvision_per_s"] > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 26: a typo in $D2LCNN_DATA creates nothing; files that are not the release's are named
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("download", [True, False])
+def test_an_environment_folder_that_does_not_exist_is_said_and_nothing_created(tmp_path, monkeypatch, download):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    typo = tmp_path / "fashoin" / "mnist"
+    monkeypatch.setenv(data.ENV_VAR, str(typo))
+    with pytest.raises(data.DataError) as err:
+        data.FashionMNIST(device="cpu", download=download)
+    message = str(err.value)
+    assert f"{typo} ($D2LCNN_DATA)" in message and "does not exist (nothing was created" in message
+    assert "lacks" not in message and "correct $D2LCNN_DATA" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_not_the_official_release_is_named(fake_dataset, arrays, nowhere):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # the official files: no warning
+        data.load_arrays(fake_dataset, download=False)
+    data._read_folder.cache_clear()
+    shifted = torch.roll(arrays.train_labels, 1)          # every label moved by one place
+    bad = write_idx(fake_dataset / "train-labels-idx1-ubyte", shifted, labels=True, gz=False)
+    with pytest.warns(data.DataWarning) as caught:
+        loaded = data.load_arrays(fake_dataset, download=False)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(bad) in message and "not the official Fashion-MNIST file" in message and "labels shifted" in message
+    assert torch.equal(loaded.train_labels, shifted)      # loaded as it is: nothing changed, only said
+    report = data.check(fake_dataset)
+    assert report["official"] == {**{name: True for name in data.FILES}, "train-labels-idx1-ubyte": False}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--batches", "0"], "--batches must be a whole number of at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a whole number of at least 1, got 0"),
+    (["--resize", "-1"], "--resize must be a whole number of at least 1, got -1"),
+    (["--workers", "-2"], "--workers must be 0 or more"),
+])
+def test_data_bench_bad_numbers_are_one_line(args, words, monkeypatch, capsys):
+    from d2lcnn.commands import data as command
+    from d2lcnn.commands import main
+
+    monkeypatch.setattr(command, "bench", lambda *a, **k: pytest.fail("it measured"))
+    assert main(["data", "--bench", *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err

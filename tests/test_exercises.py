@@ -77,6 +77,19 @@ def test_check_output_shape_with_a_hint_of_the_notebook(capsys):
     assert "Hint: look at the pool." in verdict(capsys)
 
 
+def test_check_output_shape_worked_answer_of_a_block_that_concatenates(capsys):
+    # A layer-by-layer chain would end at the last branch's 16 channels: the notebook says why 80.
+    block = nn.Sequential(nn.Conv2d(8, 16, 1))
+    assert not exercises.check_output_shape((1, 8, 5, 5), block, (1, 8, 5, 5), hint="add the branches.",
+                                            because="the branches' channels add up")
+    assert "Hint: add the branches." in verdict(capsys)
+    assert not exercises.check_output_shape((1, 9, 5, 5), block, (1, 8, 5, 5), hint="add the branches.",
+                                            because="the branches' channels add up")
+    worked = verdict(capsys)
+    assert "the output is (1, 16, 5, 5), because the branches' channels add up." in worked
+    assert "Layer by layer" not in worked
+
+
 def test_check_output_shape_when_the_input_does_not_fit(capsys):
     assert not exercises.check_output_shape((1, 6, 1, 1), nn.Conv2d(3, 6, 5), (1, 1, 28, 28))
     assert "does not fit" in verdict(capsys)

@@ -133,3 +133,39 @@ def test_bench_refuses_bad_arguments(args, words, capsys):
 
     assert main(["bench", "lenet", *args]) == 2
     assert words in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 26: arguments of the wrong kind, a 3-channel dataset: one line each, before any work
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"model": None}, "model must be a network (a torch.nn.Module), got NoneType None"),
+    ({"recipe": {"lr": 0.1}}, "recipe must be a Recipe, got a dict: write recipe=Recipe(**{'lr': 0.1})"),
+    ({"seed": "abc"}, "seed must be a whole number of at least 0, got 'abc'"),
+    ({"seed": -1}, "seed must be a whole number of at least 0, got -1"),
+])
+def test_trainer_arguments_of_the_wrong_kind_are_one_line(kwargs, words, monkeypatch):
+    monkeypatch.setattr(train, "FashionMNIST", lambda *a, **k: pytest.fail("the data was loaded"))
+    net = models.build("lenet")
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(guards.ArgumentError) as err:
+        train.Trainer(**{"model": net, "device": "cpu", **kwargs})
+    assert words in str(err.value) and isinstance(err.value, ValueError)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))   # not re-initialised
+
+
+def test_a_three_channel_dataset_into_a_one_channel_net_is_refused():
+    from d2lcnn import data
+
+    class RGB(data.FashionMNIST):
+        def to_float(self, images):
+            return super().to_float(images).expand(-1, 3, -1, -1)
+
+    rgb = RGB(batch_size=50, device="cpu", subset=5, test_subset=5)
+    net = models.build("lenet")
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(guards.InputMismatchError) as err:
+        train.Trainer(net, data=rgb)
+    assert "images of 3 channels, 28x28" in str(err.value) and "wants 1 channel" in str(err.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from d2lcnn import data, models, train
+from d2lcnn import curves, data, models, train
 from d2lcnn.models.lenet import classifier, conv_block
 from d2lcnn.runtime import QUICK_ENV
 
@@ -234,7 +234,7 @@ def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeyp
     shown = []
     monkeypatch.setattr(train, "in_notebook", lambda: True)
     monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
-    monkeypatch.setattr(train._Progress, "INTERVAL", 0.0)  # redraw at every step here
+    monkeypatch.setattr(curves.LiveCurves, "due", lambda self: True)  # redraw at every step here
     plt.close("all")
     make(small).fit(1)
     assert capsys.readouterr().out == ""
@@ -242,6 +242,25 @@ def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeyp
     assert len(outputs) == 1 and "d2lcnn-live-plot" in outputs[0]._dom_classes
     assert "image/png" in outputs[0].outputs[-1]["data"]
     assert plt.get_fignums() == []
+
+
+def test_live_curves_keep_plotting_within_their_share_of_the_time(monkeypatch):
+    """After a redraw that took c seconds the next one waits c / share (never under min_interval)."""
+    import ipywidgets
+
+    clock = iter(range(0, 1000, 2))                       # every reading of the clock: 0.2 s later
+    monkeypatch.setattr(curves.time, "monotonic", lambda: next(clock) / 10)
+    live = curves.LiveCurves(ipywidgets.Output(), share=0.04, min_interval=0.5)
+    assert live.due()
+    h = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.5, "test_acc": 0.5} for e in (1, 2)]
+    live.draw(h)                                          # took 0.2 s: the next waits 0.2 / 0.04 = 5 s
+    assert live.interval == pytest.approx(5.0) and not live.due()
+    live.draw(h)
+    assert live.redraws == 2 and live.seconds == pytest.approx(0.4)
+    assert len(live.fig.axes) == 2 and len(live.axes[0].lines) == 1  # one figure, cleared and redrawn
+    fast = curves.LiveCurves(ipywidgets.Output(), share=1000.0, min_interval=0.5)
+    fast.draw(h)
+    assert fast.interval == 0.5                           # never more often than min_interval
 
 
 def test_plot_history_two_panels_one_axes_and_given_axes():
@@ -297,6 +316,14 @@ def test_stuck_at_chance_warns_once(small):
     assert len([w for w in seen if "chance" in str(w.message)]) == 1
 
 
+def test_a_control_run_meant_to_fail_can_silence_the_chance_warning(small, recwarn):
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.book("lenet", lr=1e-3, epochs=3))
+    t.warn_at_chance = False
+    t.fit()
+    assert t.history[-1]["test_acc"] < train.CHANCE                  # stuck, as in the test above
+    assert not [w for w in recwarn if "chance" in str(w.message)]
+
+
 def test_a_learning_run_does_not_warn(small):
     import warnings
 
@@ -311,7 +338,9 @@ def test_long_run_is_estimated_and_explained(small, monkeypatch):
     monkeypatch.setattr(train, "ESTIMATE_AFTER_S", 0.0)
     monkeypatch.setattr(train, "LONG_RUN_S", 0.0)
     t = make(small)
-    with pytest.warns(train.TrainingWarning, match=r"this fit will take about .* more on cpu.*steps left.*CPU setting"):
+    # The advice must hold for a student already on a lesson's CPU setting (lesson 14's scaling runs).
+    with pytest.warns(train.TrainingWarning, match=r"this fit will take about .* more on cpu.*steps left.*"
+                                                   r"CPU setting, if you are not on it already"):
         t.fit(1)
 
 
@@ -422,3 +451,41 @@ def test_busy_cpu_with_one_thread_or_a_quiet_cpu_says_nothing(small, monkeypatch
         with warnings.catch_warnings():
             warnings.simplefilter("error", train.TrainingWarning)
             make(small).fit(1)
+
+
+def test_quick_mode_applies_to_a_resumed_run(tmp_path, small, monkeypatch):
+    """An interrupted full run resumed in quick mode (CI) finishes quickly: quick's epochs and steps."""
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=3), seed=1)
+    handle = interrupt_after(t, 3)   # epoch 1, step 3 of 12
+    t.fit()
+    handle.remove()
+    path = t.save(tmp_path / "mid.pt")
+    monkeypatch.setenv(QUICK_ENV, "1")
+    resumed = make(small)
+    resumed.load(path)
+    steps = {"n": 0}
+    resumed.model.register_forward_hook(lambda m, i, o: steps.__setitem__("n", steps["n"] + m.training))
+    resumed.fit()
+    assert resumed.epoch == train.QUICK["epochs"] and not resumed.interrupted
+    assert steps["n"] == train.QUICK["steps"] - 3    # the rest of its first epoch, in quick mode's steps
+
+
+def test_evaluate_with_a_negative_limit_is_one_line(small):
+    t = make(small)
+    with pytest.raises(ValueError, match="limit must be a whole number of at least 1, got -5"):
+        t.evaluate(limit=-5)
+    assert 0 <= t.evaluate(limit=5)["test_acc"] <= 1
+
+
+def test_nan_in_the_input_data_is_named_not_the_learning_rate():
+    nan_data = data.FashionMNIST(batch_size=50, device="cpu", subset=20, test_subset=10)
+    nan_data.train_images = nan_data.train_images.float()
+    nan_data.train_images[7, 3, 3] = float("nan")
+    t = train.Trainer(models.build("lenet"), data=nan_data, recipe=train.Recipe.modern("lenet", epochs=1))
+    before = weights(t)
+    with pytest.raises(train.TrainingDiverged) as err:
+        t.fit()
+    message = str(err.value)
+    assert "the input images of 1 training batch hold NaN or infinite values" in message
+    assert f"learning rate ({t.recipe.lr:g}) is not the cause" in message and "Try a lower learning rate" not in message
+    assert torch.equal(weights(t), before)     # put back as they were

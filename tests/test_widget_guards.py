@@ -180,3 +180,32 @@ def test_a_layer_of_the_wrong_kind_is_named_with_the_ones_that_fit(lenet, fm):
     assert replay.filter_layer is None and not replay.snapshots, "nothing recorded or chosen"
     refused(viz.WrongLayer, lambda: viz.filters(lenet, layer="1"), "layer '1' (Sigmoid) is not a convolution",
             "the model's: 0, 3")
+
+
+# -- issue 26: a count of 0, an image the model cannot take, a model without weights -------------
+
+def test_max_filters_of_zero_is_refused(lenet):
+    for bad in (0, -3, 2.5):
+        refused(viz.VizError, lambda: viz.show_filters(lenet, max_filters=bad),
+                f"max_filters must be a whole number of at least 1, got {bad!r}", "how many of the layer's filters")
+    plt.close(viz.show_filters(lenet, max_filters=2))
+
+
+@pytest.mark.parametrize("bad, words", [
+    (None, ("image must be a tensor", "got NoneType None", "data.sample(8)")),
+    (torch.zeros(3, 28, 28), ("an image of 3 channels, 28x28 does not fit this model", "layer '0'")),
+    (torch.zeros(1, 32, 32), ("an image of 1 channel, 32x32 does not fit this model", "layer '7'")),
+    (torch.zeros(1, 1, 28, 28), ("got shape (1, 1, 28, 28) (a batch of one: pass image[0])",)),
+])
+def test_show_feature_maps_refuses_an_image_the_model_cannot_take(bad, words, lenet):
+    refused(viz.VizError, lambda: viz.show_feature_maps(lenet, bad, "0"), "show_feature_maps", *words)
+    assert no_hooks(lenet)
+
+
+def test_a_model_on_the_meta_device_is_refused(image):
+    with torch.device("meta"):
+        net = models.build("lenet")
+    for call in (lambda: viz.show_filters(net), lambda: viz.show_feature_maps(net, image, "0"),
+                 lambda: viz.capture(net, image[None])):
+        refused(viz.VizError, call, "on the meta device", "no weights", "to_empty(device='cpu')")
+    assert no_hooks(net)

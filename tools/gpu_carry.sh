@@ -4,7 +4,10 @@
 #   .gpu/whl/   d2l 1.0.3 (the book's loop, for the comparison) and what `import d2l.torch` needs
 #               there beyond its own packages (IPython and matplotlib-inline, pure-Python wheels).
 # The GPU machine has Python 3.12 with torch, torchvision, matplotlib, pandas, requests, pygments,
-# psutil and tqdm already. Run from the repository root; needs pip's access to PyPI.
+# psutil and tqdm already, but no scipy, which d2l.torch imports at the top: its wheel
+# would not fit beside the rest in the 64 MiB a run may carry, so tools/gpu_evidence.sh puts a
+# stand-in for that one import on the path (tools/gpu_stub/, tracked: it travels with the tree).
+# Run from the repository root; needs pip's access to PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu/data .gpu/whl

@@ -1,8 +1,10 @@
 """Refresh the notebooks' committed outputs: run each one and keep only the checked outputs.
 Or point every notebook's install cell at the repository URL of pyproject.toml.
+Or give every cell its slide metadata, from the notebook's structure.
 
     .venv/bin/python tools/notebooks.py chapters/02_lenet.ipynb [...]
     .venv/bin/python tools/notebooks.py install-url [chapters/02_lenet.ipynb ...]
+    .venv/bin/python tools/notebooks.py slides [chapters/02_lenet.ipynb ...]
 
 A notebook is committed with outputs only in the cells nbval compares (those marked
 ``# NBVAL_CHECK_OUTPUT``: shape tables, parameter counts); everything else is cleared, so that a
@@ -13,10 +15,16 @@ Every notebook's first cell installs the package when it is missing (on Colab), 
 that ``[project.urls] Repository`` in pyproject.toml names. A fork that publishes elsewhere edits
 that one line and runs ``install-url``: it rewrites the URL in every chapter's first cell (all
 of them by default) and nothing else.
+
+Every lesson can be presented as slides (RISE in JupyterLab, ``make slides`` for static decks).
+``slides`` derives the slide of every cell from the lesson's structure, so that nobody keeps
+slide metadata by hand: see :func:`set_slides` for the rules. Run it again after editing a lesson
+(it is idempotent: a second run changes nothing).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -85,6 +93,95 @@ def set_install_url(path: Path, url: str) -> bool:
     return True
 
 
+# --- slides ---------------------------------------------------------------------------------------
+
+NEW_SLIDE = re.compile(r"(#{1,3} |\*\*)")
+"""A paragraph that opens a new idea: a heading (levels 1-3) or a bold lead (``**Mistakes.** ...``)."""
+FENCE = re.compile(r"^\s*(```|~~~)")
+RISE = {"scroll": True, "width": "100%", "height": "100%", "enable_chalkboard": False,
+        "transition": "none", "start_slideshow_at": "selected"}
+"""The notebook's RISE settings: long slides scroll, the slide fills the screen, no animation."""
+
+
+def _paragraphs(text: str) -> list[str]:
+    """``text`` cut before every paragraph that opens a new idea, outside code fences; the pieces
+    joined with blank lines give back ``text``."""
+    pieces, current, fenced, blank = [], [], False, True
+    for line in text.split("\n"):
+        if not fenced and blank and current and NEW_SLIDE.match(line):
+            pieces.append("\n".join(current).rstrip("\n"))
+            current = []
+        if FENCE.match(line):
+            fenced = not fenced
+        current.append(line)
+        blank = not line.strip()
+    pieces.append("\n".join(current).rstrip("\n"))
+    return pieces
+
+
+def _is_install_cell(cell) -> bool:
+    return cell.cell_type == "code" and INSTALL.search(cell.source) is not None
+
+
+def set_slides(nb) -> None:
+    """Give every cell of ``nb`` its slide type (in place). The rules, from the lesson's structure:
+
+    * a markdown cell that holds several ideas is cut into cells, one per idea: before every
+      heading and every paragraph with a bold lead (the title, *What you will learn*, *Where it
+      sits in history*, Summary, Discussion, Exercises, each numbered exercise: one slide each).
+      The text is unchanged (consecutive markdown cells read as one in a notebook and on the site);
+    * a markdown cell that opens with a heading or a bold lead starts a new slide (the first one,
+      the lesson's title, is the title slide); other markdown continues the slide it follows;
+    * a code cell stays on the slide of the text that introduces it, with its output; a code cell
+      right after another code cell starts a slide of its own (one picture, one table at a time);
+    * the first cell that installs d2lcnn (for Colab) is skipped: it is not part of the lesson.
+    """
+    cells, ids = [], {c.get("id") for c in nb.cells}
+    for cell in nb.cells:
+        pieces = _paragraphs(cell.source) if cell.cell_type == "markdown" and not cell.get("attachments") else []
+        if len(pieces) < 2:
+            cells.append(cell)
+            continue
+        for k, piece in enumerate(pieces):
+            part = copy.deepcopy(cell)
+            part.source = piece
+            if k and "id" in cell:
+                new, n = f"{cell.id}-{k}", k
+                while new in ids:
+                    n += 1
+                    new = f"{cell.id}-{n}"
+                ids.add(new)
+                part.id = new
+            cells.append(part)
+    previous = None
+    for cell in cells:
+        if _is_install_cell(cell) and previous is None:
+            kind = "skip"
+        elif cell.cell_type == "markdown":
+            kind = "slide" if NEW_SLIDE.match(cell.source.lstrip()) else "-"
+        elif cell.cell_type == "code" and previous is not None and previous.cell_type == "code" \
+                and previous.metadata.get("slideshow", {}).get("slide_type") != "skip":
+            kind = "slide"
+        else:
+            kind = "-"
+        cell.metadata["slideshow"] = {"slide_type": kind}
+        previous = cell
+    nb.cells = cells
+    nb.metadata["rise"] = dict(RISE)
+
+
+def slides(path: Path) -> bool:
+    """Set the slide metadata of the notebook at ``path``; True when the file changed."""
+    before = path.read_text()
+    nb = nbformat.reads(before, as_version=4)
+    set_slides(nb)
+    after = nbformat.writes(nb) + "\n"
+    if after == before:
+        return False
+    path.write_text(after)
+    return True
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
@@ -94,6 +191,10 @@ if __name__ == "__main__":
         for path in paths:
             print(f"{path}: {'now installs from' if set_install_url(path, url) else 'already installs from'} "
                   f"git+{url}")
+    elif sys.argv[1] == "slides":
+        paths = [Path(a) for a in sys.argv[2:]] or sorted((ROOT / "chapters").glob("*.ipynb"))
+        for path in paths:
+            print(f"{path}: {'slide metadata set' if slides(path) else 'slide metadata already right'}")
     else:
         for arg in sys.argv[1:]:
             refresh(Path(arg))

@@ -25,9 +25,17 @@ else
   echo "== not root or no apt-get: skipping system packages (data will be downloaded on first use)"
 fi
 
-# 2. The virtual environment.
+# 2. The virtual environment. Steps 3-5 are skipped when they already ran for this checkout, this
+#    pyproject.toml and this mode (a stamp in .venv), so that `make book` rebuilds in seconds.
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || { echo "== creating .venv"; "$PY" -m venv .venv; }
+stamp_file=.venv/.d2lcnn-setup
+stamp="$(pwd) $(sha256sum pyproject.toml | cut -c1-16)"
+done_before=$(cat "$stamp_file" 2>/dev/null || true)
+if [ "$done_before" = "$stamp test" ] || { [ "$want_test" = 0 ] && [ "$done_before" = "$stamp" ]; }; then
+  echo "== set-up already done for this pyproject.toml (remove $stamp_file to redo it)"
+  exit 0
+fi
 pip() { .venv/bin/python -m pip "$@"; }
 pip install -q --upgrade pip
 
@@ -49,3 +57,4 @@ if [ "$want_test" = 1 ]; then
     widgetsnbextension==3.6.1 jupyterlab_widgets==1.1.1 ipython_genutils==0.2.0
 fi
 echo "== set-up done: $(.venv/bin/python -c 'import torch, d2lcnn; print("torch", torch.__version__, "d2lcnn", d2lcnn.__version__)')"
+echo "$stamp$([ "$want_test" = 1 ] && echo " test")" > "$stamp_file"   # the last set-up only

@@ -8,6 +8,10 @@
 
 Quick mode (``D2LCNN_QUICK``) is ignored so that every measurement does the whole work;
 ``--subset N`` shrinks the data to the first N training and test images of each class.
+The device is resolved once (``--device``, else the best there is) and recorded: the book's side
+and ours always run on the same one. Options of ``--all`` given to ``bench MODEL`` are refused,
+not ignored. Exit status of ``--all``: 0 every job done, 3 the budget left some unstarted, 4 a job
+failed (the results file says which and why), 130 interrupted; 2 bad input.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from ..train import Recipe
 from . import emit
 
 DEFAULT_OUT = "results/bench.json"
+ALL_DEFAULTS = {"models": None, "seeds": 3, "speedrun_seeds": None, "jobs": 4, "timing_epochs": 2,
+                "book_subset": 1000, "book_epochs": 1, "no_book": False, "budget": None, "out": DEFAULT_OUT}
+"""The options that only ``--all`` takes, with their defaults (None on the parser: given or not)."""
+INCOMPLETE, FAILED = 3, 4
 
 
 def add_parser(sub) -> None:
@@ -33,26 +41,28 @@ def add_parser(sub) -> None:
                                                       "several seeds, the book comparisons and the speedrun")
     p.add_argument("--table", metavar="FILE", help="print a results file as a Markdown table, and stop")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best there is)")
-    p.add_argument("--epochs", type=int, help="epochs per run (default: 1 for MODEL, 10 for --all)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default: 1 for MODEL; for --all each network's recipe: 10, the speedrun 16)")
     p.add_argument("--subset", type=int, metavar="N",
                    help="only the first N training and N test images of each class (quick checks)")
     p.add_argument("--cache", help="where to unpack the files for the book's torchvision loader "
                                    "(default data/torchvision)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--models", help="--all: a comma-separated list instead of every fashion network")
-    p.add_argument("--seeds", type=int, default=3, help="--all: seeds per model (default 3)")
-    p.add_argument("--jobs", type=int, default=4,
-                   help="--all: concurrent worker processes for the accuracy runs (default 4)")
-    p.add_argument("--timing-epochs", type=int, default=2,
+    p.add_argument("--seeds", type=int, help="--all: seeds per model (default 3)")
+    p.add_argument("--speedrun-seeds", type=int, metavar="N",
+                   help="--all: seeds of the speedrun, whose goal is a mean (default: --seeds)")
+    p.add_argument("--jobs", type=int, help="--all: concurrent worker processes for the accuracy runs (default 4)")
+    p.add_argument("--timing-epochs", type=int,
                    help="--all: epochs of the run alone that times each model (default 2)")
-    p.add_argument("--book-subset", type=int, default=1000, metavar="N",
+    p.add_argument("--book-subset", type=int, metavar="N",
                    help="--all: images per class on the book's side (default 1000; 0: all)")
-    p.add_argument("--book-epochs", type=int, default=1, help="--all: epochs of each book comparison (default 1)")
-    p.add_argument("--no-book", action="store_true", help="--all: skip the comparisons with the book's loop")
+    p.add_argument("--book-epochs", type=int, help="--all: epochs of each book comparison (default 1)")
+    p.add_argument("--no-book", action="store_true", default=None,
+                   help="--all: skip the comparisons with the book's loop")
     p.add_argument("--budget", type=float, metavar="SECONDS",
                    help="--all: start no job after this many seconds (those left are listed as skipped)")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"--all: the results file (default {DEFAULT_OUT}; "
-                                                      "the Markdown table and a log go beside it)")
+    p.add_argument("--out", help=f"--all: the results file (default {DEFAULT_OUT}; "
+                                 "the Markdown table and a log go beside it)")
     p.set_defaults(func=run)
 
 
@@ -62,6 +72,13 @@ def run(args) -> int:
         return 0
     if args.all == bool(args.model):
         raise ValueError("name one MODEL, or --all for every model (bench lenet, bench --all)")
+    given = [f"--{k.replace('_', '-')}" for k in ALL_DEFAULTS if getattr(args, k) is not None]
+    if args.model and given:
+        raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --all; bench MODEL compares "
+                         "one model with the book's loop (it takes --device, --epochs, --subset, --cache, --json)")
+    for key, default in ALL_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     if args.epochs is not None:
         check_count("--epochs", args.epochs, error=ValueError)
     if args.subset is not None:
@@ -75,24 +92,35 @@ def run_one(args) -> int:
     device = default_device(args.device)
     epochs = args.epochs or 1
     result = benchmark.compare_with_book(args.model, epochs, device, args.subset, args.subset, args.cache)
-    text = (f"{args.model} on {device}, {epochs} epoch(s), the book's recipe\n"
-            f"ours: {result['ours_per_s']:>10,.0f} examples/s  {result['ours_seconds_per_epoch']:.1f} s/epoch"
-            f"  test acc {result['ours_test_acc']:.3f}\n"
-            f"book: {result['book_per_s']:>10,.0f} examples/s  {result['book_seconds_per_epoch']:.1f} s/epoch"
-            f"  test acc {result['book_test_acc']}\n"
-            f"ratio: {result['ratio']:.2f}x (wall time over whole epochs, evaluation included)")
+    compute = result["compute_ratio"]
+    text = (f"{args.model} on {device}, {epochs} epoch(s), the book's recipe, float32 on both sides\n"
+            f"{'':6}{'compute':>12}{'whole epochs':>14}{'data loading':>14}\n"
+            f"{'ours':6}{result['ours_train_only_per_s']:>12,.0f}{result['ours_per_s']:>14,.0f}"
+            f"{result['ours_data_s']:>12.1f} s  test acc {result['ours_test_acc']:.3f}\n"
+            f"{'book':6}{result['book_compute_only_per_s'] or 0:>12,.0f}{result['book_per_s']:>14,.0f}"
+            f"{result['book_data_s']:>12.1f} s  test acc {result['book_test_acc']}\n"
+            f"{'ratio':6}{'-' if compute is None else f'{compute:.2f}x':>12}{result['ratio']:>13.2f}x\n"
+            "examples/s; compute: the training steps once a batch is ready; whole epochs: wall time with data "
+            "loading and evaluation")
     emit(result, args.json, text)
     return 0
 
 
 def run_all(args) -> int:
     names = [s.name for s in models.specs("fashion")]
-    if args.models:
+    if args.models is not None:
         chosen = [m.strip() for m in args.models.split(",") if m.strip()]
+        if not chosen:
+            raise ValueError(f"--models {args.models!r} names no model: give a comma-separated list "
+                             "(--models lenet,resnet18), or leave --models out for every fashion network")
         for m in chosen:
             models.spec(m)          # an unknown name is refused with the list of known ones
         names = chosen
+    if args.budget is not None and not args.budget >= 0:     # also refuses nan
+        raise ValueError(f"--budget must be 0 seconds or more, got {args.budget:g}")
     check_count("--seeds", args.seeds, error=ValueError)
+    if args.speedrun_seeds is not None:
+        check_count("--speedrun-seeds", args.speedrun_seeds, error=ValueError)
     check_count("--jobs", args.jobs, error=ValueError)
     check_count("--timing-epochs", args.timing_epochs, error=ValueError)
     check_count("--book-epochs", args.book_epochs, error=ValueError)
@@ -105,11 +133,15 @@ def run_all(args) -> int:
             if models.spec(m).book is not None:
                 benchmark.check_book_subset(m, book_subset)
                 benchmark.check_book_subset(m, args.subset)
-    default_device(args.device)      # a device that is not there is refused before any work
+    # Resolved once (a device that is not there is refused before any work) and recorded: every job,
+    # the book's side included, runs on this one.
+    device = str(default_device(args.device))
     check_writable(args.out)
-    settings = benchmark.Settings(models=names, seeds=args.seeds, epochs=args.epochs or 10, subset=args.subset,
-                                  book=book, book_epochs=args.book_epochs, book_subset=book_subset,
-                                  timing_epochs=args.timing_epochs, jobs=args.jobs, budget=args.budget, device=args.device, cache=args.cache)
+    settings = benchmark.Settings(models=names, seeds=args.seeds, speedrun_seeds=args.speedrun_seeds,
+                                  epochs=args.epochs, subset=args.subset, book=book,
+                                  book_epochs=args.book_epochs, book_subset=book_subset,
+                                  timing_epochs=args.timing_epochs, jobs=args.jobs, budget=args.budget,
+                                  device=device, cache=args.cache)
     command = "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
         "python -m d2lcnn bench --all"
     # SIGTERM (a timeout, a closed session) stops the run like Ctrl-C: the file keeps what finished.
@@ -127,5 +159,10 @@ def run_all(args) -> int:
     else:
         print(benchmark.markdown(data), end="")
     print(f"results: {args.out} (and {args.out.rsplit('.', 1)[0]}.md)", file=sys.stderr)
-    # 3: some jobs were not run (the budget ran out); the file lists them.
-    return 0 if data["complete"] else 3
+    failed = [j for j in data["jobs"] if "error" in j]
+    if failed:
+        print(f"{len(failed)} job(s) failed: " + "; ".join(f"{j['model']} {j['kind']}: {j['error']}" for j in failed),
+              file=sys.stderr)
+        return FAILED
+    # Some jobs were not run (the budget ran out); the file lists them.
+    return 0 if data["complete"] else INCOMPLETE

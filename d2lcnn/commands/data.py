@@ -15,6 +15,7 @@ import time
 import torch
 
 from .. import data
+from ..guards import check_count
 from ..runtime import default_device
 from . import emit
 
@@ -39,12 +40,20 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.check:
         report = data.check(args.root)
+        unofficial = [name for name, ok in report["official"].items() if not ok]
         text = (f"Fashion-MNIST found in {report['folder']} ({report['found_by']})\n"
                 f"train: {report['train']:,} images, test: {report['test']:,} images, "
                 f"{report['image_size'][0]}x{report['image_size'][1]}, {report['classes']} classes\n"
-                "checks passed: magic numbers, counts, image size, label range")
+                "checks passed: magic numbers, counts, image size, label range\n"
+                + (f"NOT the official release: {', '.join(unofficial)} (damaged, or another dataset); "
+                   "delete them and get them again if you meant Fashion-MNIST" if unofficial
+                   else "all four files are the official release's (SHA-256)"))
         emit(report, args.json, text)
         return 0
+    for name in ("resize", "batch_size", "batches"):
+        check_count(f"--{name.replace('_', '-')}", getattr(args, name), error=ValueError)
+    if args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more (0: the DataLoader reads in this process), got {args.workers}.")
     report = bench(args.resize, args.device, args.batch_size, args.batches, args.workers, args.root, args.cache)
     text = (f"batches of {report['batch_size']} at {report['resize']}x{report['resize']} on {report['device']}\n"
             f"ours (on-device tensors):          {report['ours_per_s']:>10,.0f} images/s\n"

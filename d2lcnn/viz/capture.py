@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import operator
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -62,13 +63,51 @@ def check_range(name: str, value, low: int, high: int, there: str, fix: str) -> 
     return number
 
 
+def check_count(name: str, value, there: str) -> int:
+    """``value`` as an int if it is a whole number of at least 1; otherwise VizError saying ``there``
+    (what the number is for)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise VizError(f"{name} must be a whole number of at least 1, got {value!r}: {there}.")
+    return value
+
+
+def check_weights(model: nn.Module, picture: str) -> None:
+    """VizError unless ``model`` has real weights: one on the meta device has shapes, no values."""
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise VizError(f"{picture}: this model is on the meta device: its layers have shapes but no weights, so "
+                       "there is nothing to draw. Build it on a real device (models.build(...) without a meta "
+                       "context), or give it weights first: model.to_empty(device='cpu'), then "
+                       "model.load_state_dict(...) or a Trainer.")
+
+
+def check_image(model: nn.Module, image, picture: str) -> torch.Tensor:
+    """``image`` if it is one image (C, H, W) that ``model`` takes; VizError saying what to pass otherwise."""
+    from ..inspect import ShapeMismatchError, check_input
+
+    example = "one image of shape (1, H, W), e.g. images[0] for images, labels = data.sample(8)"
+    if not isinstance(image, torch.Tensor):
+        raise VizError(f"{picture}: image must be a tensor, {example}; got {type(image).__name__} {image!r:.40}.")
+    if image.dim() != 3:
+        hint = " (a batch of one: pass image[0])" if image.dim() == 4 and len(image) == 1 else ""
+        raise VizError(f"{picture}: image must be {example}; got shape {tuple(image.shape)}{hint}.")
+    try:
+        check_input(model, (1, *image.shape))
+    except ShapeMismatchError as err:
+        channels, height, width = image.shape
+        raise VizError(f"{picture}: an image of {channels} channel{'s' if channels != 1 else ''}, {height}x{width} "
+                       f"does not fit this model. {err}") from None
+    return image
+
+
 def require_conv_maps(model: nn.Module, offered: list[str], picture: str) -> list[str]:
     """``offered`` (the layers ``picture`` can show) unless it is empty; then NoConvMaps.
 
     The one guard of every picture of convolutions (filters, feature maps, receptive fields,
     Grad-CAM, the training replay): a fully connected network has nothing for them to draw,
-    and says so, instead of failing on an empty list deep inside.
+    and says so, instead of failing on an empty list deep inside. A model without weights (on
+    the meta device) is refused here too.
     """
+    check_weights(model, picture)
     if offered:
         return offered
     kinds = ", ".join(f"{n} ({type(m).__name__})" for n, m in list(model.named_modules())[1:13])
@@ -202,6 +241,7 @@ def capture(model: nn.Module, images: torch.Tensor, names: list[str] | None = No
     """The outputs of the named layers (default: all) for ``images``, as CPU tensors."""
     modules = dict(model.named_modules())
     names = layer_names(model) if names is None else names
+    check_weights(model, "capture")
     for name in names:
         if name not in modules or not name:
             get_layer(model, name)           # the error, with close names

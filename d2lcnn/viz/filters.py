@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from torch import nn
 
-from .capture import check_layer, check_range, conv_layers, get_layer, layer_menu, require_conv_maps
+from .capture import check_count, check_layer, check_range, conv_layers, get_layer, layer_menu, require_conv_maps
 from .draw import mosaic, panel
 
 
@@ -19,6 +19,8 @@ def show_filters(model: nn.Module, layer: str | None = None, in_channel: int = 0
     and all kernels share one scale, symmetric around zero, so their strengths compare.
     """
     names = require_conv_maps(model, conv_layers(model), "show_filters")
+    check_count("max_filters", max_filters, "it is how many of the layer's filters to draw (the default, 128, "
+                "draws them all in most layers)")
     layer = check_layer(model, layer, names, "a convolution (Conv2d)") if layer is not None else names[0]
     conv = get_layer(model, layer)
     weight = conv.weight.detach().float().cpu()

@@ -11,8 +11,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from ..data import CLASSES
-from .capture import (ActivationCache, capture, check_layer, check_range, layer_menu, require_conv_maps,
-                      same_maps)
+from .capture import (ActivationCache, capture, check_image, check_layer, check_range, check_weights, layer_menu,
+                      require_conv_maps, same_maps)
 from .draw import images_of, mosaic, panel
 
 
@@ -83,6 +83,8 @@ def show_feature_maps(model: nn.Module, image: torch.Tensor, layer: str, channel
     Each channel is scaled to its own range, so weak ones stay visible. ``activations`` (a
     ``{layer: (C, H, W)}`` dict) skips the forward pass when the caller already has them.
     """
+    check_weights(model, "show_feature_maps")
+    check_image(model, image, "show_feature_maps")
     if activations is None:
         activations = {n: a[0] for n, a in capture(model, image.unsqueeze(0)).items() if a.dim() == 4}
     offered = require_conv_maps(model, list(activations), "show_feature_maps")
