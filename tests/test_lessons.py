@@ -46,11 +46,6 @@ def test_answer_cells_show_the_form_not_the_answer(path):
             f"an example can give the answer away; show the form, e.g. `# a tuple like (N, C, H, W)`: {lines[0]}")
 
 
-BECAUSE_STATES_THE_RESULT = {"08_resnet.ipynb", "10_resnext.ipynb", "14_efficientnet.ipynb"}
-"""Lessons whose ``because=`` still ends in the result (found when the rule below was written, for
-issue 27; not ours to edit): strict xfail, so that the fix turns them into failures to remove."""
-
-
 def because_texts(source: str) -> list[str]:
     """The text a self-check cell writes into ``because=``: string literals, and the literal parts
     of f-strings (their ``{...}`` parts are computed, not written)."""
@@ -65,10 +60,7 @@ def because_texts(source: str) -> list[str]:
     return texts
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="issue 27: "
-                                                                           "because= states the result"))
-                                  if p.name in BECAUSE_STATES_THE_RESULT else p for p in NOTEBOOKS],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_worked_answers_in_a_cell_do_not_state_the_result(path):
     """``because=`` is in the cell the student edits, above the answer: it may say how (the formula,
     the values it starts from) but not the result, ``... = 9``. A worked answer that needs the
