@@ -961,6 +961,10 @@ class _Progress:
             # In a notebook the cell's own output says it (stdout), in a terminal stderr does.
             print(message, file=sys.stdout if self.notebook else sys.stderr, flush=True)
         if self.notebook:
+            if record.get("train_acc") is not None:   # the bar ends on the epoch's figures, not a mid-epoch reading
+                test = {} if record.get("test_acc") is None else {"test_acc": f"{record['test_acc']:.3f}"}
+                self.bar.set_postfix(epoch=record["epoch"], loss=f"{record['train_loss']:.3f}",
+                                     acc=f"{record['train_acc']:.3f}", **test)
             self.draw()
             return
         if record.get("interrupted"):

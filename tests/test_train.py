@@ -489,3 +489,21 @@ def test_nan_in_the_input_data_is_named_not_the_learning_rate():
     assert "the input images of 1 training batch hold NaN or infinite values" in message
     assert f"learning rate ({t.recipe.lr:g}) is not the cause" in message and "Try a lower learning rate" not in message
     assert torch.equal(weights(t), before)     # put back as they were
+
+
+def test_notebook_bar_ends_on_the_last_epochs_figures(small, monkeypatch):
+    """The live plot (and the bar's mid-epoch reading) may be due rarely on a slow CPU; the bar must
+    still end on the last epoch's loss and accuracy, not on a reading from its start."""
+    import IPython.display
+
+    monkeypatch.setattr(train, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: None)
+    monkeypatch.setattr(curves.LiveCurves, "due", lambda self: False)     # never due mid-epoch
+    postfix = []
+    close = train._Progress.close
+    monkeypatch.setattr(train._Progress, "close", lambda self: postfix.append(self.bar.postfix) or close(self))
+    t = make(small)
+    t.fit()
+    last = t.history[-1]
+    assert f"acc={last['train_acc']:.3f}" in postfix[0] and f"test_acc={last['test_acc']:.3f}" in postfix[0]
+    assert "epoch=2" in postfix[0]
