@@ -423,11 +423,15 @@ def summarize(jobs: list[dict], planned: dict[str, int] | None = None) -> dict:
             # A failed run (diverged, out of memory) counts as a seed without an accuracy.
             row["runs"].append({k: job.get(k) for k in (
                 "role", "seed", "test_acc", "test_acc_by_epoch", "epochs", "seconds_per_epoch", "first_epoch_seconds",
-                "train_seconds", "examples_per_s", "peak_memory_mib", "stuck", "warmed_up", "concurrent", "error")})
+                "train_seconds", "examples_per_s", "peak_memory_mib", "stuck", "warmed_up", "concurrent", "error",
+                "resize")})
     for name, row in table.items():
         counted = [r for r in row["runs"] if r["role"] != "timing"]
         accs = [r["test_acc"] for r in counted if r["test_acc"] is not None]
-        solo = [r for r in row["runs"] if r["role"] in ("timing", "speedrun") and r["error"] is None]
+        # Times come from runs alone on the device; a "full" run (gathered by tools/full_results.py,
+        # no timing run beside it) gives its own, as the file's notes say.
+        solo = [r for r in row["runs"] if r["role"] in ("timing", "speedrun", "full") and r["error"] is None]
+        row["resize"] = next((r["resize"] for r in row["runs"] if r.get("resize")), row["resize"])
         row["seeds"] = len(counted)
         row["seeds_planned"] = (planned or {}).get(name, len(counted))
         row["test_acc_mean"] = statistics.fmean(accs) if accs else None
@@ -521,6 +525,8 @@ def load(path: str | os.PathLike) -> dict:
 
 def _planned(settings: dict | None) -> dict[str, int] | None:
     """The planned seeds per model of a results file's settings (None for files without them)."""
+    if settings and isinstance(settings.get("planned_seeds"), dict):   # set per model (tools/full_results.py)
+        return settings["planned_seeds"]
     if not settings or "models" not in settings or "seeds" not in settings:
         return None
     fields = {f.name for f in dataclasses.fields(Settings)}
@@ -540,15 +546,23 @@ PUBLISHED = Path(__file__).parent / "results"
 """Where the committed results files live (package data, so that the lesson finds them on Colab too)."""
 
 
+def full_data(data: dict) -> bool:
+    """Whether a results file trained on all the data for the full epochs (not a smoke run)."""
+    s = data.get("settings", {})
+    return s.get("subset") is None and (s.get("epochs") is None or s["epochs"] >= 10)
+
+
 def published() -> dict:
-    """The committed results the comparison lesson shows: a complete GPU run when there is one,
-    else the newest file (its ``device_name``, ``date`` and ``command`` say what it is)."""
+    """The committed results the comparison lesson shows: a GPU run over a CPU one, then a run on
+    all the data for the full epochs over a smoke run (a few epochs on a few images per class),
+    then a complete file over one cut short, then the newest (its ``device_name``, ``date`` and
+    ``command`` say what it is)."""
     files = sorted(PUBLISHED.glob("*.json"))
     if not files:
         raise FileNotFoundError(f"no results file in {PUBLISHED}: run python -m d2lcnn bench --all and "
                                 "copy its results file there")
     runs = [load(f) for f in files]
-    return max(runs, key=lambda d: (d["device"].startswith("cuda"), d["complete"], d["date"]))
+    return max(runs, key=lambda d: (d["device"].startswith("cuda"), full_data(d), d["complete"], d["date"]))
 
 
 def _what(job: dict) -> str:
@@ -614,7 +628,9 @@ def markdown(data: dict) -> str:
         f"Each model: its modern recipe (`Recipe.modern`), "
         f"{_plural(s['epochs'], 'epoch') if s.get('epochs') else RECIPE_EPOCHS} on {subset}, "
         f"{seeds}, {sharing}. Seconds per epoch (training and the test-set evaluation) and examples/s "
-        f"(training) come from a {s['timing_epochs']}-epoch run alone on the device{timing}. Goals: the book's "
+        + (f"(training) come from a {s['timing_epochs']}-epoch run alone on the device{timing}. "
+           if s["timing_epochs"] else "(training): the median over each run's epochs after the first, of the runs "
+           "themselves, which shared the device (see below). ") + "Goals: the book's "
         "median for the book's models, "
         f"{EFFICIENT_GOAL} in every seed for the others, {SPEEDRUN_GOAL['test_acc']} mean within "
         f"{SPEEDRUN_GOAL['train_seconds']:g} s for the speedrun (after one untimed warm-up epoch).",
@@ -625,6 +641,8 @@ def markdown(data: dict) -> str:
          f"the book's side on {book_subset}." if s["book"] else "vs the book's loop: not measured in this run.")
         + " FLOPs: one image, a multiply-add counts as two.",
     ]
+    if data.get("note"):
+        notes.append(data["note"])
     loading = [f"{name} {row['book']['ours_data_s']:.1f} s ours, {row['book']['book_data_s']:.1f} s the book's"
                for name, row in data["models"].items() if row["book"] and row["book"].get("book_data_s") is not None]
     if loading:

@@ -263,23 +263,26 @@ def test_published_results_are_valid_and_the_readme_shows_them():
     results table is exactly its rendering (refresh with ``python -m d2lcnn bench --table FILE``)."""
     data = benchmark.published()
     fashion = {s.name for s in models.specs("fashion")}
-    assert set(data["models"]) <= fashion and len(data["models"]) >= 10
-    assert data["device_name"] and data["date"] and data["command"].startswith("python -m d2lcnn bench --all")
+    assert set(data["models"]) <= fashion and len(data["models"]) >= 8 and benchmark.full_data(data)
+    assert data["device_name"] and data["date"] and data["command"].startswith("python -m d2lcnn ")
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert benchmark.markdown(data) in readme
 
 
-def test_published_prefers_a_complete_gpu_run(tmp_path, monkeypatch):
-    def write(name, device, complete, date):
+def test_published_prefers_gpu_then_full_data_then_complete(tmp_path, monkeypatch):
+    def write(name, device, complete, date, subset=None, epochs=10):
         (tmp_path / name).write_text(json.dumps({"format": benchmark.FORMAT, "device": device, "complete": complete,
-                                                 "date": date}))
-    write("a.json", "cpu", True, "2026-12-01")
-    write("b.json", "cuda", False, "2026-12-02")
-    write("c.json", "cuda", True, "2026-11-01")
+                                                 "date": date, "settings": {"subset": subset, "epochs": epochs}}))
+    write("smoke.json", "cpu", True, "2026-12-03", subset=200, epochs=3)
+    write("full.json", "cpu", False, "2026-12-01")
     monkeypatch.setattr(benchmark, "PUBLISHED", tmp_path)
-    assert benchmark.published()["date"] == "2026-11-01"
-    (tmp_path / "c.json").unlink()
-    assert benchmark.published()["date"] == "2026-12-02"
+    assert benchmark.published()["date"] == "2026-12-01"     # full data, though cut short, over a newer smoke run
+    write("full2.json", "cpu", True, "2026-11-30", epochs=None)
+    assert benchmark.published()["date"] == "2026-11-30"     # complete over cut short
+    write("gpu-smoke.json", "cuda", True, "2026-11-02", subset=128, epochs=1)
+    assert benchmark.published()["date"] == "2026-11-02"     # any GPU run over the CPU's
+    write("gpu.json", "cuda", False, "2026-11-01")
+    assert benchmark.published()["date"] == "2026-11-01"     # a GPU run on all the data over a GPU smoke run
 
 
 def test_the_speedrun_trains_for_its_recipes_epochs_unless_told():
@@ -294,3 +297,18 @@ def test_the_speedrun_trains_for_its_recipes_epochs_unless_told():
     assert default[("lenet", "accuracy")] == 10
     told = epochs(benchmark.Settings(models=["lenet", benchmark.SPEEDRUN], seeds=1, book=False, epochs=3))
     assert set(told.values()) - {2} == {3}    # every run 3 epochs (the timing run keeps its own 2)
+
+
+def test_full_runs_give_their_own_time_and_their_resize():
+    """Runs gathered from separate full trainings (role "full", tools/full_results.py) count for
+    accuracy and give their own seconds; a reduced resize is what the table shows."""
+    jobs = [dict(job("alexnet", s, 0.9), role="full", resize=64, seconds_per_epoch=100.0 + s) for s in (0, 1)]
+    row = benchmark.summarize(jobs, {"alexnet": 1})["alexnet"]
+    assert row["seeds"] == 2 and row["seconds_per_epoch"] == 100.5 and row["resize"] == 64
+    data = {"format": benchmark.FORMAT, "command": "python -m d2lcnn train", "device": "cpu", "device_name": "a CPU",
+            "cpu_count": 2, "torch": "2.14", "date": "2026-12-04T00:00:00+00:00", "complete": False, "elapsed_s": 1.0,
+            "settings": {"epochs": 10, "seeds": 3, "subset": None, "jobs": 2, "book": False, "book_epochs": 1,
+                         "book_subset": None, "timing_epochs": 0, "planned_seeds": {"alexnet": 1}},
+            "note": "They shared the CPU.", "jobs": jobs, "skipped": [], "models": {"alexnet": row}}
+    text = benchmark.markdown(data)
+    assert "| 64×64 |" in text and "of the runs themselves" in text and "They shared the CPU." in text
