@@ -48,7 +48,7 @@ from . import models as registry
 from .checkpoint import CheckpointError
 from .data import CLASSES, FashionMNIST
 from .guards import check_count, check_model_fits, check_recipe
-from .runtime import default_device, quick_mode
+from .runtime import default_device, native_bf16, quick_mode
 
 QUICK = {"epochs": 1, "steps": 5, "batch_size": 32, "eval_examples": 256}
 """What quick mode allows at most: epochs per fit, steps per epoch, batch size, test examples."""
@@ -178,14 +178,72 @@ def init_weights(model: nn.Module, how: str) -> None:
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """bfloat16 on GPUs that have it natively (compute capability >= 8.0), else float16; None off CUDA.
+    """The autocast precision of ``device``, or None where float32 is fastest.
 
+    CUDA: bfloat16 on GPUs that have it natively (compute capability >= 8.0), else float16;
     ``torch.cuda.is_bf16_supported()`` says True on a T4 too, where bf16 is emulated and slow.
+    CPU: bfloat16 where the CPU has bfloat16 instructions (:func:`d2lcnn.runtime.native_bf16`),
+    never where it would be emulated. Elsewhere None.
     """
+    if device.type == "cpu":
+        return torch.bfloat16 if native_bf16() else None
     if device.type != "cuda":
         return None
     major, _ = torch.cuda.get_device_capability(device)
     return torch.bfloat16 if major >= 8 else torch.float16
+
+
+@dataclass(frozen=True)
+class ComputePath:
+    """How a Trainer runs its network: precision, memory format, compilation, CPU threads.
+
+    :func:`compute_path` chooses it; ``str()`` is the one line a fit says about it.
+    """
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    compile: bool
+    why_float32: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.device}, {torch.get_num_threads()} threads" if self.device.type == "cpu" else str(self.device)
+        precision = (f"{str(self.amp_dtype).removeprefix('torch.')} autocast" if self.amp_dtype
+                     else f"float32{f' ({self.why_float32})' if self.why_float32 else ''}")
+        return (f"compute path on {where}: {precision}, {'channels-last' if self.channels_last else 'contiguous'}, "
+                f"{'torch.compile' if self.compile else 'eager'}")
+
+
+def compute_path(device: torch.device, name: str | None = None, amp: bool | None = None,
+                 channels_last: bool | None = None, compile: bool = False) -> ComputePath:
+    """The fastest path for network ``name`` ("resnext/fashion") on ``device`` that trains as well.
+
+    Each argument that is not None is obeyed. Otherwise: on CUDA, autocast (:func:`amp_dtype`) and
+    channels-last. On the CPU, bfloat16 autocast where the CPU has bfloat16 instructions, and
+    channels-last; measured with ``python -m d2lcnn speed`` against plain float32 over the
+    ``fashion`` networks at their lessons' CPU settings (``measurements/cpu-path.json``): both
+    faster, test accuracy the same. A network that measured slower with one of them says so in its
+    registration (``register(..., cpu={"channels_last": False})``) and gets it off. Elsewhere (Apple's
+    MPS) float32, contiguous. ``torch.compile`` only when asked: on a 2-core CPU its compile time
+    costs more than it saves in a lesson's fit.
+    """
+    tuned = {}
+    if device.type == "cpu" and name and "/" in name:
+        with contextlib.suppress(KeyError):
+            tuned = registry.spec(*name.split("/", 1)).cpu
+    default = device.type in ("cuda", "cpu")
+    use_amp = tuned.get("amp", default) if amp is None else amp
+    dtype = amp_dtype(device) if use_amp else None
+    why = ""
+    if amp is False:
+        why = "amp=False"
+    elif not use_amp:
+        why = "measured faster than bfloat16 for this network"
+    elif dtype is None and device.type == "cpu":
+        why = "this CPU has no bfloat16 instructions"
+    if channels_last is None:
+        channels_last = tuned.get("channels_last", default)
+    return ComputePath(device, dtype, channels_last, compile, why if dtype is None else "")
 
 
 def in_notebook() -> bool:
@@ -214,8 +272,9 @@ class Trainer:
         callbacks: objects with optional ``on_fit_start(trainer)`` and
             ``on_epoch_end(trainer, record)`` methods (e.g. ``viz.Replay``).
         compile: run the model through ``torch.compile``.
-        amp: mixed precision; default on for CUDA (see :func:`amp_dtype`).
-        channels_last: channels-last memory format; default on for CUDA.
+        amp: mixed precision; by default on CUDA, and on CPUs with bfloat16 instructions (see
+            :func:`compute_path`, which chooses these three; ``trainer.path`` says what it chose).
+        channels_last: channels-last memory format; by default on CUDA and the CPU.
         seed: seeds the weights' initialisation and the data order: the same seed gives the
             same network and the same run.
         name: the architecture's name recorded in checkpoints (default: the registry's tag).
@@ -248,8 +307,8 @@ class Trainer:
         self.data = data if data is not None else self._make_data(
             {**{k: getattr(self.recipe, k) for k in DATA_SETTINGS if k != "seed"}, "seed": seed})
         cuda = self.device.type == "cuda"
-        self.channels_last = cuda if channels_last is None else channels_last
-        self.amp_dtype = amp_dtype(self.device) if (amp is None or amp) else None
+        self.path = compute_path(self.device, self.name, amp, channels_last, compile)
+        self.channels_last, self.amp_dtype = self.path.channels_last, self.path.amp_dtype
         if cuda:
             torch.backends.cudnn.benchmark = True
         self.model = model.to(self.device)
@@ -261,7 +320,7 @@ class Trainer:
             self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
             self.forward_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if cuda else None)
-        if compile:
+        if self.path.compile:
             self.forward_model = torch.compile(self.forward_model)
         self.optimizer = self._make_optimizer()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -758,6 +817,8 @@ class _Progress:
         self.live: list[dict] = []
         self.bar = self.out = None
         self.handle = None
+        # Once per fit, what runs: in a notebook the cell's output says it (stdout), in a terminal stderr.
+        print(trainer.path, file=sys.stdout if self.notebook else sys.stderr, flush=True)
         if self.notebook:
             import ipywidgets as widgets
             from IPython.display import display
