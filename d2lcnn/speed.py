@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import statistics
 import time
@@ -92,21 +93,30 @@ def _data(name: str, s: dict, seed: int) -> FashionMNIST:
                         normalize=recipe.normalize, subset=s["subset"], test_subset=s["test_subset"], seed=seed)
 
 
-def throughput(name: str, rounds: int = 3, steps: int = 5, subset: int | None = None, seed: int = 0) -> dict:
-    """Examples/s of plain float32 and of the chosen path, taking turns on the same batches."""
+def throughput(name: str, rounds: int = 3, steps: int = 5, subset: int | None = None, seed: int = 0,
+               turn_seconds: float = 2.0) -> dict:
+    """Examples/s of plain float32 and of the chosen path, taking turns on the same batches.
+
+    A turn is ``steps`` training steps, or more for a small network: as many as float32 needs for
+    ``turn_seconds``, so that a busy machine's time slices do not decide the ratio.
+    """
     s = setting(name, subset)
     with no_quick_mode():
         data = _data(name, s, seed)
         sides = {"float32": _trainer(name, s, data, seed, **PLAIN), "chosen": _trainer(name, s, data, seed)}
-    batches = list(data.train_batches(epoch=0))
-    batches = [batches[i % len(batches)] for i in range(steps)]
-    seconds = {side: 0.0 for side in sides}
-    per_round = []
+    available = list(data.train_batches(epoch=0))
     for t in sides.values():
         for group in t.optimizer.param_groups:
             group["lr"] = t.recipe.lr / 10      # a gentle rate: the weights stay sane over the timed steps
-        for X, y in batches[:2]:                # warm-up: oneDNN picks its kernels at the first steps
+        for X, y in available[:2]:              # warm-up: oneDNN picks its kernels at the first steps
             t.train_step(X, y)
+    start = time.perf_counter()
+    sides["float32"].train_step(*available[0])
+    step_seconds = time.perf_counter() - start
+    steps = max(steps, min(200, math.ceil(turn_seconds / max(step_seconds, 1e-6))))
+    batches = [available[i % len(available)] for i in range(steps)]
+    seconds = {side: 0.0 for side in sides}
+    per_round = []
     for r in range(rounds):
         order = list(sides) if r % 2 == 0 else list(sides)[::-1]
         took = {}

@@ -207,7 +207,9 @@ class ComputePath:
     why_float32: str = ""
 
     def __str__(self) -> str:
-        where = f"{self.device}, {torch.get_num_threads()} threads" if self.device.type == "cpu" else str(self.device)
+        threads = torch.get_num_threads()
+        where = (f"{self.device}, {threads} thread{'s' if threads > 1 else ''}" if self.device.type == "cpu"
+                 else str(self.device))
         precision = (f"{str(self.amp_dtype).removeprefix('torch.')} autocast" if self.amp_dtype
                      else f"float32{f' ({self.why_float32})' if self.why_float32 else ''}")
         return (f"compute path on {where}: {precision}, {'channels-last' if self.channels_last else 'contiguous'}, "

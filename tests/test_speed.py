@@ -147,3 +147,10 @@ def test_speed_command_on_tiny_data(tmp_path, capsys, bf16_cpu):
 def test_speed_command_refuses_bad_arguments(capsys, argv, message):
     assert main(["speed", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bn_lenet_is_registered_to_keep_float32_on_the_cpu(bf16_cpu):
+    """Measured: bfloat16 and channels-last did not pay for this tiny network (measurements/cpu-path.json)."""
+    path = train.compute_path(CPU, "bn_lenet/fashion")
+    assert (path.amp_dtype, path.channels_last) == (None, False)
+    assert train.compute_path(CPU, "lenet/fashion").amp_dtype == torch.bfloat16
