@@ -149,8 +149,10 @@ def test_speed_command_refuses_bad_arguments(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_bn_lenet_is_registered_to_keep_float32_on_the_cpu(bf16_cpu):
-    """Measured: bfloat16 and channels-last did not pay for this tiny network (measurements/cpu-path.json)."""
-    path = train.compute_path(CPU, "bn_lenet/fashion")
-    assert (path.amp_dtype, path.channels_last) == (None, False)
-    assert train.compute_path(CPU, "lenet/fashion").amp_dtype == torch.bfloat16
+@pytest.mark.parametrize("name, amp, channels_last", [("bn_lenet", None, False), ("efficientnet_b0", None, True),
+                                                      ("lenet", torch.bfloat16, True)])
+def test_networks_keep_off_what_measured_slower_on_the_cpu(bf16_cpu, name, amp, channels_last):
+    """Measured (measurements/cpu-path.json): bn_lenet is too small for either to pay, and bfloat16
+    slows EfficientNet down while channels-last speeds it up."""
+    path = train.compute_path(CPU, f"{name}/fashion")
+    assert (path.amp_dtype, path.channels_last) == (amp, channels_last)
