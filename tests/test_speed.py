@@ -150,9 +150,9 @@ def test_speed_command_refuses_bad_arguments(capsys, argv, message):
 
 
 @pytest.mark.parametrize("name, amp, channels_last", [("bn_lenet", None, False), ("efficientnet_b0", None, True),
-                                                      ("lenet", torch.bfloat16, True)])
+                                                      ("shufflenet_v2", None, True), ("lenet", torch.bfloat16, True)])
 def test_networks_keep_off_what_measured_slower_on_the_cpu(bf16_cpu, name, amp, channels_last):
     """Measured (measurements/cpu-path.json): bn_lenet is too small for either to pay, and bfloat16
-    slows EfficientNet down while channels-last speeds it up."""
+    slows EfficientNet and ShuffleNet down while channels-last speeds them up."""
     path = train.compute_path(CPU, f"{name}/fashion")
     assert (path.amp_dtype, path.channels_last) == (amp, channels_last)

@@ -175,7 +175,10 @@ def shufflenet_v2(stage_channels: tuple[int, int, int] = (116, 232, 464), stage_
                                      fc=nn.Linear(head_channels, num_classes)))
 
 
-@register("shufflenet_v2", "fashion", input_shape=(1, 1, 28, 28), reference_params=247_162)
+@register("shufflenet_v2", "fashion", input_shape=(1, 1, 28, 28), reference_params=247_162,
+          # bfloat16 measured slower on the 2-core CPU (0.91x alone, 0.91-1.07x with channels-last),
+          # channels-last alone 1.27x (measurements/cpu-path.json).
+          cpu={"amp": False})
 def shufflenet_v2_fashion() -> nn.Sequential:
     """ShuffleNet V2 x0.5 for 1-channel 28x28 Fashion-MNIST: no stem downsampling, a 512-wide head.
 
