@@ -48,7 +48,7 @@ def native_bf16() -> str | None:
     """The name of this CPU's bfloat16 instructions ("AMX", "AVX512-BF16"), or None when it has none.
 
     Without them PyTorch still runs bfloat16 on the CPU, emulated with float32 instructions and
-    conversions: slower than float32 itself. So the Trainer uses bfloat16 only where this names
+    conversions, which gains nothing over float32. So the Trainer uses bfloat16 only where this names
     something (``torch.backends.cpu.get_cpu_capability()`` says "AVX512" on both kinds of CPU).
     """
     flags = cpu_flags()

@@ -6,13 +6,14 @@ What it does for you, and why:
   the training device: no DataLoader, no copies per step.
 * **No waiting for the GPU.** Loss and accuracy are summed in device tensors; the host reads
   them (a synchronisation) at most twice a second for the progress bar, and once per epoch.
-* **The fastest path that trains as well** (:func:`compute_path`; each fit says its choice in one
-  line). On CUDA: bfloat16 autocast on GPUs that have it natively (compute capability 8.0 or
+* **The fastest compute path for the device and network** (:func:`compute_path`; each fit says
+  its choice in one line). On CUDA: bfloat16 autocast on GPUs that have it natively (compute capability 8.0 or
   newer), float16 with a gradient scaler otherwise (a T4), and channels-last. On a CPU with
-  bfloat16 instructions (AVX512-BF16 or AMX): bfloat16 autocast and channels-last, which trained
-  most of the course's networks 1.5-2.5 times faster than plain float32 on the development
-  machine's CPU, to the same accuracy (``python -m d2lcnn speed``; ``measurements/cpu-path.json``).
-  A CPU without them keeps float32: emulated bfloat16 is slower. ``torch.compile`` on request.
+  bfloat16 instructions (AVX512-BF16 or AMX): bfloat16 autocast and channels-last, or the part
+  of them that pays for the network; on the development machine's 2-core CPU its training steps
+  ran 1.1-2.9 times as fast as plain float32's, 2.1 times in the median over the fifteen
+  ``fashion`` networks (``python -m d2lcnn speed``; ``measurements/cpu-path.json``). A CPU without
+  them keeps float32 (bfloat16 would be emulated there). ``torch.compile`` on request.
 * **Honest in a notebook.** A progress bar and a live plot of the curves; in a terminal, one
   line per epoch on stderr (stdout stays free for results). The stop button (or Ctrl-C) stops after the current step and keeps the model
   and the history; ``fit()`` then continues exactly where it stopped.
@@ -222,15 +223,16 @@ class ComputePath:
 
 def compute_path(device: torch.device, name: str | None = None, amp: bool | None = None,
                  channels_last: bool | None = None, compile: bool = False) -> ComputePath:
-    """The fastest path for network ``name`` ("resnext/fashion") on ``device`` that trains as well.
+    """The fastest compute path for network ``name`` ("resnext/fashion") on ``device``.
 
     Each argument that is not None is obeyed. Otherwise: on CUDA, autocast (:func:`amp_dtype`) and
     channels-last. On the CPU, bfloat16 autocast where the CPU has bfloat16 instructions, and
-    channels-last; measured with ``python -m d2lcnn speed`` against plain float32 over the
-    ``fashion`` networks at their lessons' CPU settings (``measurements/cpu-path.json``): both
-    faster, test accuracy the same. A network that measured slower with one of them says so in its
-    registration (``register(..., cpu={"channels_last": False})``) and gets it off. Elsewhere (Apple's
-    MPS) float32, contiguous. ``torch.compile`` only when asked (``compile=True``): its compile time
+    channels-last, as measured with ``python -m d2lcnn speed`` against plain float32 over the
+    ``fashion`` networks at their lessons' CPU settings (``measurements/cpu-path.json``). A network
+    for which one of them measured slower says so in its registration and gets it off:
+    ``cpu={"amp": False}`` for EfficientNet and ShuffleNet (depthwise convolutions and gates;
+    channels-last alone pays), both off for the tiny BN-LeNet. Elsewhere (Apple's MPS) float32,
+    contiguous. ``torch.compile`` only when asked (``compile=True``): its compile time
     has to be won back within the fit, and we have not measured that it is in a lesson's CPU fit.
     """
     tuned = {}

@@ -156,3 +156,15 @@ def test_networks_keep_off_what_measured_slower_on_the_cpu(bf16_cpu, name, amp, 
     slows EfficientNet and ShuffleNet down while channels-last speeds them up."""
     path = train.compute_path(CPU, f"{name}/fashion")
     assert (path.amp_dtype, path.channels_last) == (amp, channels_last)
+
+
+def test_the_committed_measurement_is_complete_and_the_readme_shows_it():
+    """measurements/cpu-path.json covers every fashion network, no chosen path is slower than float32,
+    and the README's table is its rendering."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = json.loads((root / "measurements/cpu-path.json").read_text())
+    assert [r["model"] for r in result["rows"]] == [s.name for s in models.specs("fashion")]
+    assert result["summary"]["lowest_ratio"] >= 1.0 and result["machine"]["cpu_bf16"]
+    assert speed.markdown(result) in (root / "README.md").read_text()
