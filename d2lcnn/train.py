@@ -6,12 +6,17 @@ What it does for you, and why:
   the training device: no DataLoader, no copies per step.
 * **No waiting for the GPU.** Loss and accuracy are summed in device tensors; the host reads
   them (a synchronisation) at most twice a second for the progress bar, and once per epoch.
-* **Mixed precision and channels-last on CUDA.** bfloat16 on GPUs that have it natively
-  (compute capability 8.0 or newer), float16 with a gradient scaler otherwise (a T4; steps the
-  scaler skips are counted in the history, and its state is kept in checkpoints);
-  ``torch.compile`` on request. On the CPU, plain float32 is fastest for these small networks.
-  Without mixed precision no autocast context is entered at all (before torch 2.5, even a
-  disabled one raises on Apple's MPS).
+* **The compute path for the device and network** (:func:`compute_path`; each fit says its
+  choice in one line). On CUDA: bfloat16 autocast on GPUs that have it natively (compute
+  capability 8.0 or newer), float16 with a gradient scaler otherwise (a T4; steps the scaler skips
+  are counted in the history, and its state is kept in checkpoints), and channels-last. On a CPU:
+  channels-last, float32. bfloat16 autocast on a CPU with bfloat16 instructions (AVX512-BF16 or
+  AMX) only when asked (``amp=True``): its training steps ran 1.1-2.9 times as fast as float32's
+  on the development machine's 2-core CPU (2.1 times in the median over the fifteen ``fashion``
+  networks; ``python -m d2lcnn speed``, ``measurements/cpu-path.json``), but that it trains to
+  the same accuracy is not shown yet (one short ResNet-18 run lost 3.8 points). ``torch.compile``
+  on request. Without mixed precision no autocast context is entered at all (before torch 2.5,
+  even a disabled one raises on Apple's MPS).
 * **Honest in a notebook.** A progress bar and a live plot of the curves; in a terminal, one
   line per epoch on stderr (stdout stays free for results). The stop button (or Ctrl-C) stops after the current step and keeps the model
   and the history; ``fit()`` then continues exactly where it stopped.
@@ -53,7 +58,7 @@ from . import models as registry
 from .checkpoint import CheckpointError
 from .data import CLASSES, FashionMNIST
 from .guards import ArgumentError, check_count, check_model_fits, check_recipe
-from .runtime import default_device, quick_mode
+from .runtime import default_device, native_bf16, quick_mode
 
 QUICK = {"epochs": 1, "steps": 5, "batch_size": 32, "eval_examples": 256}
 """What quick mode allows at most: epochs per fit, steps per epoch, batch size, test examples."""
@@ -192,15 +197,75 @@ def gpu_capability(device: torch.device) -> tuple[int, int] | None:
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """bfloat16 on GPUs that have it natively (compute capability >= 8.0), else float16; None off CUDA.
+    """The autocast precision of ``device``, or None where float32 is fastest.
 
+    CUDA: bfloat16 on GPUs that have it natively (compute capability >= 8.0), else float16;
     ``torch.cuda.is_bf16_supported()`` says True on a T4 too, where bf16 is emulated and slow.
-    float16 needs a gradient scaler (see ``Trainer._scaled_update``).
+    float16 needs a gradient scaler (see ``Trainer._scaled_update``). CPU: bfloat16 where the CPU
+    has bfloat16 instructions (:func:`d2lcnn.runtime.native_bf16`), never where it would be
+    emulated. Elsewhere None.
     """
+    if device.type == "cpu":
+        return torch.bfloat16 if native_bf16() else None
     capability = gpu_capability(device)
     if capability is None:
         return None
     return torch.bfloat16 if capability[0] >= 8 else torch.float16
+
+
+@dataclass(frozen=True)
+class ComputePath:
+    """How a Trainer runs its network: precision, memory format, compilation, CPU threads.
+
+    :func:`compute_path` chooses it; ``str()`` is the one line a fit says about it.
+    """
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    compile: bool
+    why_float32: str = ""
+
+    def __str__(self) -> str:
+        threads = torch.get_num_threads()
+        where = (f"{self.device}, {threads} thread{'s' if threads > 1 else ''}" if self.device.type == "cpu"
+                 else str(self.device))
+        precision = (f"{str(self.amp_dtype).removeprefix('torch.')} autocast" if self.amp_dtype
+                     else f"float32{f' ({self.why_float32})' if self.why_float32 else ''}")
+        return (f"compute path on {where}: {precision}, {'channels-last' if self.channels_last else 'contiguous'}, "
+                f"{'torch.compile' if self.compile else 'eager'}")
+
+
+def compute_path(device: torch.device, name: str | None = None, amp: bool | None = None,
+                 channels_last: bool | None = None, compile: bool = False) -> ComputePath:
+    """The compute path for network ``name`` ("resnext/fashion") on ``device``.
+
+    Each argument that is not None is obeyed. Otherwise: on CUDA, autocast (:func:`amp_dtype`) and
+    channels-last. On the CPU, channels-last in float32; bfloat16 autocast only with ``amp=True``
+    (where the CPU has bfloat16 instructions): ``python -m d2lcnn speed`` measured its steps
+    faster for most ``fashion`` networks (``measurements/cpu-path.json``), but not yet that it
+    trains to the same accuracy, so it is not the default. A network for which a part measured
+    slower says so in its registration and gets it off: ``cpu={"channels_last": False}`` for the
+    tiny BN-LeNet. Elsewhere (Apple's MPS) float32, contiguous. ``torch.compile`` only when asked
+    (``compile=True``): its compile time has to be won back within the fit, and we have not
+    measured that it is in a lesson's CPU fit.
+    """
+    tuned = {}
+    if device.type == "cpu" and name and "/" in name:
+        with contextlib.suppress(KeyError):
+            tuned = registry.spec(*name.split("/", 1)).cpu
+    use_amp = (device.type == "cuda") if amp is None else amp
+    dtype = amp_dtype(device) if use_amp else None
+    why = ""
+    if amp is False:
+        why = "amp=False"
+    elif device.type == "cpu" and not native_bf16():
+        why = "this CPU has no bfloat16 instructions"
+    elif device.type == "cpu" and not use_amp:
+        why = "bfloat16 only with amp=True on a CPU: same accuracy not yet shown"
+    if channels_last is None:
+        channels_last = tuned.get("channels_last", device.type in ("cuda", "cpu"))
+    return ComputePath(device, dtype, channels_last, compile, why if dtype is None else "")
 
 
 def in_notebook() -> bool:
@@ -244,9 +309,11 @@ class Trainer:
         callbacks: objects with optional ``on_fit_start(trainer)`` and
             ``on_epoch_end(trainer, record)`` methods (e.g. ``viz.Replay``).
         compile: run the model through ``torch.compile``.
-        amp: mixed precision; default on for CUDA (see :func:`amp_dtype`; float16 brings a
-            ``torch.amp.GradScaler``, ``self.scaler``, which is None otherwise).
-        channels_last: channels-last memory format; default on for CUDA.
+        amp: mixed precision; by default on CUDA (see :func:`amp_dtype`; float16 brings a
+            ``torch.amp.GradScaler``, ``self.scaler``, which is None otherwise); on a CPU with
+            bfloat16 instructions only when ``amp=True`` (see :func:`compute_path`, which
+            chooses these three; ``trainer.path`` says what it chose).
+        channels_last: channels-last memory format; by default on CUDA and the CPU.
         seed: seeds the weights' initialisation and the data order: the same seed gives the
             same network and the same run.
         name: the architecture's name recorded in checkpoints (default: the registry's tag).
@@ -281,8 +348,8 @@ class Trainer:
         self.data = data if data is not None else self._make_data(
             {**{k: getattr(self.recipe, k) for k in DATA_SETTINGS if k != "seed"}, "seed": seed})
         cuda = self.device.type == "cuda"
-        self.channels_last = cuda if channels_last is None else channels_last
-        self.amp_dtype = amp_dtype(self.device) if (amp is None or amp) else None
+        self.path = compute_path(self.device, self.name, amp, channels_last, compile)
+        self.channels_last, self.amp_dtype = self.path.channels_last, self.path.amp_dtype
         if cuda:
             torch.backends.cudnn.benchmark = True
         self.model = model.to(self.device)
@@ -294,7 +361,7 @@ class Trainer:
             self.rank, self.world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
             self.forward_model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if cuda else None)
-        if compile:
+        if self.path.compile:
             self.forward_model = torch.compile(self.forward_model)
         # float16 (a T4) needs a gradient scaler; its optimizer is then fused (see _scaled_update).
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
@@ -919,6 +986,8 @@ class _Progress:
         self.live: list[dict] = []
         self.bar = self.curves = None
         self.handle = None
+        # Once per fit, what runs: in a notebook the cell's output says it (stdout), in a terminal stderr.
+        print(trainer.path, file=sys.stdout if self.notebook else sys.stderr, flush=True)
         if self.notebook:
             import ipywidgets as widgets
             from IPython.display import display

@@ -169,8 +169,11 @@ def test_xavier_and_kaiming_init_change_the_weights():
         train.init_weights(net, "orthogonal")
 
 
-def test_amp_dtype_off_cuda_is_none():
-    assert train.amp_dtype(torch.device("cpu")) is None
+def test_amp_dtype_off_cuda_is_bf16_on_cpus_that_have_it_else_none(monkeypatch):
+    monkeypatch.setattr(train, "native_bf16", lambda: None)
+    assert train.amp_dtype(torch.device("cpu")) is None and train.amp_dtype(torch.device("mps")) is None
+    monkeypatch.setattr(train, "native_bf16", lambda: "AMX")
+    assert train.amp_dtype(torch.device("cpu")) == torch.bfloat16
 
 
 def test_stop_from_code_without_a_signal(small):
@@ -225,8 +228,9 @@ def test_checkpoint_saved_mid_epoch_resumes_where_it_stopped(tmp_path, small):
     assert torch.allclose(weights(fresh), weights(uninterrupted), atol=1e-5)
 
 
-def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeypatch, capsys):
-    """In a kernel: a progress bar and an Output with the live plot; nothing on stdout, no figure left open."""
+def test_notebook_mode_shows_bar_and_live_plot_and_prints_one_line(small, monkeypatch, capsys):
+    """In a kernel: a progress bar and an Output with the live plot; on stdout only the compute path, no
+    figure left open."""
     import ipywidgets
     import IPython.display
     import matplotlib.pyplot as plt
@@ -236,8 +240,9 @@ def test_notebook_mode_shows_bar_and_live_plot_and_prints_nothing(small, monkeyp
     monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
     monkeypatch.setattr(curves.LiveCurves, "due", lambda self: True)  # redraw at every step here
     plt.close("all")
-    make(small).fit(1)
-    assert capsys.readouterr().out == ""
+    trainer = make(small)
+    trainer.fit(1)
+    assert capsys.readouterr().out == f"{trainer.path}\n"
     outputs = [o for o in shown if isinstance(o, ipywidgets.Output)]
     assert len(outputs) == 1 and "d2lcnn-live-plot" in outputs[0]._dom_classes
     assert "image/png" in outputs[0].outputs[-1]["data"]

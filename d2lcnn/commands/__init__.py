@@ -16,7 +16,7 @@ from ..data import DataError
 from ..train import TrainingOutOfMemory
 
 # Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("data", "models", "train", "bench")
+SUBCOMMANDS = ("data", "models", "train", "bench", "speed")
 
 
 def emit(result, as_json: bool, text: str | None = None) -> None:

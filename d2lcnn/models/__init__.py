@@ -42,6 +42,7 @@ class ModelSpec:
     modern: dict = field(default_factory=dict)
     about: str = ""
     extra: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)
 
     def build(self, **kwargs) -> nn.Module:
         """A fresh network of this configuration (keyword arguments go to the builder).
@@ -58,7 +59,8 @@ _REGISTRY: dict[tuple[str, str], ModelSpec] = {}
 
 
 def register(name: str, config: str, input_shape: tuple[int, int, int, int], book: dict | None = None,
-             reference_params: int | None = None, modern: dict | None = None, about: str = ""):
+             reference_params: int | None = None, modern: dict | None = None, about: str = "",
+             cpu: dict | None = None):
     """Decorator that adds a builder to the registry under ``(name, config)``."""
     if config not in CONFIGS:
         raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
@@ -66,7 +68,9 @@ def register(name: str, config: str, input_shape: tuple[int, int, int, int], boo
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[(name, config)] = ModelSpec(name, config, builder, tuple(input_shape), family,
-                                              book, reference_params, dict(modern or {}), about or (builder.__doc__ or "").strip().split("\n")[0])
+                                              book, reference_params, dict(modern or {}),
+                                              about or (builder.__doc__ or "").strip().split("\n")[0],
+                                              cpu=dict(cpu or {}))
         return builder
 
     return decorate

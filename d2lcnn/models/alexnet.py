@@ -51,9 +51,14 @@ def alexnet_classifier(in_features: int, hidden: int = 4096, num_classes: int = 
 
 @register("alexnet", "fashion", input_shape=(1, 1, 224, 224), reference_params=46_764_746,
           book={"batch_size": 128, "lr": 0.01, "resize": 224, "epochs": 10})
-def alexnet(dropout: float = 0.5) -> nn.Sequential:
-    """The book's single-tower AlexNet for 1-channel 224x224 images and 10 classes."""
-    return nn.Sequential(*alexnet_features(in_channels=1), *alexnet_classifier(256 * 5 * 5, dropout=dropout))
+def alexnet(dropout: float = 0.5, adaptive_pool: bool = False) -> nn.Sequential:
+    """The book's single-tower AlexNet for 1-channel 224x224 images and 10 classes.
+
+    ``adaptive_pool`` pools any image size to the 5x5 maps the classifier takes (lesson 03's
+    CPU setting trains it at 96x96).
+    """
+    pool = [nn.AdaptiveAvgPool2d((5, 5))] if adaptive_pool else []
+    return nn.Sequential(*alexnet_features(in_channels=1), *pool, *alexnet_classifier(256 * 5 * 5, dropout=dropout))
 
 
 @register("alexnet", "paper", input_shape=(1, 3, 224, 224), reference_params=61_100_840)

@@ -82,7 +82,10 @@ def lenet5() -> nn.Sequential:
 @register("bn_lenet", "fashion", input_shape=(1, 1, 28, 28), reference_params=44_878,
           # Sigmoids again want Xavier; BatchNorm lets the peak learning rate be high.
           modern={"lr": 0.5, "init": "xavier", "augment": False, "weight_decay": 5e-5, "label_smoothing": 0.0},
-          book={"batch_size": 256, "lr": 1.0, "resize": 28, "epochs": 10})
+          book={"batch_size": 256, "lr": 1.0, "resize": 28, "epochs": 10},
+          # So small that bfloat16 and channels-last did not pay on the 2-core CPU: 0.92-0.97x of
+          # float32 in three runs of `python -m d2lcnn speed` (measurements/cpu-path.json).
+          cpu={"channels_last": False})
 def bn_lenet() -> nn.Sequential:
     """The book's LeNet with batch normalization (Ioffe and Szegedy, 2015) before every sigmoid.
 

@@ -57,14 +57,15 @@ def narrow(conv_arch, ratio: int):
 
 @register("vgg11", "fashion", input_shape=(1, 1, 224, 224), reference_params=43_093_322,
           book={"batch_size": 128, "lr": 0.05, "resize": 224, "epochs": 10})
-def vgg11(ratio: int = 4, conv_arch=VGG11) -> nn.Sequential:
+def vgg11(ratio: int = 4, conv_arch=VGG11, adaptive_pool: bool = False) -> nn.Sequential:
     """The book's VGG-11 with channels divided by ``ratio`` (4), 1-channel 224x224, 10 classes.
 
     ``ratio=1`` is full-width VGG-11 on 224x224x1: 128,806,154 parameters, three times the
     book's 43,093,322; 102,764,544 of them are the first fully connected layer's
     (512 * 7 * 7 * 4096 + 4096). Any other ``conv_arch`` (e.g. ``VGG16``) narrows the same way.
+    ``adaptive_pool`` lets other image sizes fit (lesson 04's CPU setting trains at 64x64).
     """
-    return vgg(narrow(conv_arch, ratio))
+    return vgg(narrow(conv_arch, ratio), adaptive_pool=adaptive_pool)
 
 
 @register("vgg11", "paper", input_shape=(1, 3, 224, 224), reference_params=132_863_336)
