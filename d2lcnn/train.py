@@ -205,12 +205,12 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     has bfloat16 instructions (:func:`d2lcnn.runtime.native_bf16`), never where it would be
     emulated. Elsewhere None.
     """
+    capability = gpu_capability(device)
+    if capability is not None:
+        return torch.bfloat16 if capability[0] >= 8 else torch.float16
     if device.type == "cpu":
         return torch.bfloat16 if native_bf16() else None
-    capability = gpu_capability(device)
-    if capability is None:
-        return None
-    return torch.bfloat16 if capability[0] >= 8 else torch.float16
+    return None
 
 
 @dataclass(frozen=True)
@@ -250,21 +250,23 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     (``compile=True``): its compile time has to be won back within the fit, and we have not
     measured that it is in a lesson's CPU fit.
     """
+    gpu = gpu_capability(device) is not None
+    cpu = device.type == "cpu" and not gpu
     tuned = {}
-    if device.type == "cpu" and name and "/" in name:
+    if cpu and name and "/" in name:
         with contextlib.suppress(KeyError):
             tuned = registry.spec(*name.split("/", 1)).cpu
-    use_amp = (device.type == "cuda") if amp is None else amp
+    use_amp = gpu if amp is None else amp
     dtype = amp_dtype(device) if use_amp else None
     why = ""
     if amp is False:
         why = "amp=False"
-    elif device.type == "cpu" and not native_bf16():
+    elif cpu and not native_bf16():
         why = "this CPU has no bfloat16 instructions"
-    elif device.type == "cpu" and not use_amp:
+    elif cpu and not use_amp:
         why = "bfloat16 only with amp=True on a CPU: same accuracy not yet shown"
     if channels_last is None:
-        channels_last = tuned.get("channels_last", device.type in ("cuda", "cpu"))
+        channels_last = tuned.get("channels_last", gpu or cpu)
     return ComputePath(device, dtype, channels_last, compile, why if dtype is None else "")
 
 
