@@ -325,8 +325,12 @@ class InFrame:
 def rise_frame(page) -> InFrame:
     """The slideshow: RISE opens it in a panel of its own, an iframe of /rise/<notebook>."""
     page.wait_for_selector("iframe[src*='rise']", timeout=60_000)
-    frame = next(f for f in page.frames if "/rise/" in f.url)
-    return InFrame(page, frame)
+    for _ in range(600):     # the iframe is in the page before its frame has navigated to /rise/
+        frame = next((f for f in page.frames if "/rise/" in f.url), None)
+        if frame is not None:
+            return InFrame(page, frame)
+        page.wait_for_timeout(100)
+    raise AssertionError("RISE's slideshow frame never loaded: " + ", ".join(f.url for f in page.frames))
 
 
 def current_slide_text(frame) -> str:
