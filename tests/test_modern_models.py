@@ -15,7 +15,7 @@ from torch import nn
 
 from d2lcnn import design, inspect, models, roadmap
 from d2lcnn.models.convnext import ConvNeXtBlock, LayerNorm2d, convnext
-from d2lcnn.models.regnet import YBlock, compatible, regnet_widths
+from d2lcnn.models.regnet import YBlock, compatible, from_torchvision, regnet_widths
 from tests.test_models import count, on_meta, random_weights
 
 # Parameter counts: pinned once, with every other network's, in tests/test_models.py (PINNED).
@@ -29,23 +29,12 @@ def test_fashion_configs_give_one_score_per_class(name):
         assert spec.build().eval()(torch.zeros(2, *spec.input_shape[1:])).shape == (2, 10)
 
 
-def torchvision_to_ours(key: str) -> str:
-    """torchvision's RegNet names -> ours: stem -> b1, blockS-I -> b(S+1).I, proj -> shortcut, f.a/b/c -> convs."""
-    key = re.sub(r"^stem\.", "b1.", key)
-    key = re.sub(r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.", lambda m: f"b{int(m[1]) + 1}.{m[2]}.", key)
-    for theirs, ours in [("proj.", "shortcut."), ("f.a.0", "conv1"), ("f.a.1", "bn1"), ("f.b.0", "conv2"),
-                         ("f.b.1", "bn2"), ("f.c.0", "conv3"), ("f.c.1", "bn3"), ("f.se.fc1", "se.reduce"),
-                         ("f.se.fc2", "se.expand")]:
-        key = key.replace(theirs, ours)
-    return key
-
-
 @pytest.mark.parametrize("name, theirs", [("regnetx_400mf", "regnet_x_400mf"), ("regnety_400mf", "regnet_y_400mf")])
 def test_regnet_paper_configs_compute_what_torchvision_computes(name, theirs):
     """torchvision's random weights (BatchNorm statistics included), renamed, give its outputs."""
     ours = on_meta(models.build, name, "paper").to_empty(device="cpu").eval()
     reference = random_weights(getattr(torchvision.models, theirs)())   # its width rule cannot run on meta
-    renamed = {torchvision_to_ours(k): v for k, v in reference.state_dict().items()}
+    renamed = from_torchvision(reference.state_dict())
     assert set(renamed) == set(ours.state_dict())
     ours.load_state_dict(renamed)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))

@@ -23,6 +23,7 @@ compute.
 from __future__ import annotations
 
 import math
+import re
 from collections import OrderedDict
 
 import torch
@@ -147,6 +148,29 @@ def regnet(depth: int, w_0: float, w_a: float, w_m: float, group_width: int, bot
     rule = regnet_widths(depth, w_0, w_a, w_m)
     n = len(rule["depths"])
     return anynet(rule["depths"], rule["widths"], (bottleneck,) * n, (group_width,) * n, se_ratio=se_ratio, **kwargs)
+
+
+TORCHVISION_NAMES = [("proj.", "shortcut."), ("f.a.0.", "conv1."), ("f.a.1.", "bn1."), ("f.b.0.", "conv2."),
+                     ("f.b.1.", "bn2."), ("f.c.0.", "conv3."), ("f.c.1.", "bn3."), ("f.se.fc1.", "se.reduce."),
+                     ("f.se.fc2.", "se.expand.")]
+"""torchvision's names inside a RegNet block, and ours (``ResNeXtBlock``'s, ``YBlock``'s)."""
+
+
+def from_torchvision(state_dict: dict) -> dict:
+    """A torchvision RegNet's ``state_dict`` under our names, to load into ``regnetx_400mf`` & co.
+
+    Same tensors, other names: torchvision's ``stem`` is our ``b1``, its stage ``blockS`` with
+    blocks ``blockS-I`` our ``b(S+1)`` with blocks ``I``, its ``proj`` our ``shortcut``, its
+    ``f.a``/``f.b``/``f.c`` our ``conv1``/``conv2``/``conv3`` with their BatchNorms.
+    """
+    renamed = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"^stem\.", "b1.", key)
+        key = re.sub(r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.", lambda m: f"b{int(m[1]) + 1}.{m[2]}.", key)
+        for theirs, ours in TORCHVISION_NAMES:
+            key = key.replace(theirs, ours)
+        renamed[key] = value
+    return renamed
 
 
 FASHION_RULE = {"depth": 7, "w_0": 24, "w_a": 20, "w_m": 2.2, "group_width": 8}
