@@ -4,7 +4,7 @@ The paper's method, in three parts a lesson can run:
 
 1. **Sample** networks from a design space: :func:`sample` draws :class:`AnyNetConfig` s (per-stage
    depth, width, bottleneck ratio and group width) from a :class:`Space`, keeping only those
-   whose cost lies in a FLOPs band (the paper: 360-400 MFLOPs at 224x224), so that spaces are
+   whose cost lies in a FLOPs band (the paper: about 400 MFLOPs at 224x224), so that spaces are
    compared at equal cost.
 2. **Train each briefly** (:func:`train_population`): the paper trains 500 networks per space for
    10 epochs; a 2-core CPU affords a dozen or two for a few thousand images.
@@ -141,32 +141,21 @@ def train_population(configs: list[AnyNetConfig], recipe, data, seed: int = 0, l
     took. In a notebook each network's progress bar is shown while it trains and then cleared, and
     ``log`` gets one line per network.
     """
-    from .train import Trainer, in_notebook
+    from .lesson import fit_area, fit_in
+    from .train import Trainer
 
-    out = None
-    if in_notebook():
-        import ipywidgets as widgets
-        from IPython.display import display
-
-        out = widgets.Output()
-        display(out)
-    results = []
+    area, results = fit_area(), []
     for i, config in enumerate(configs):
         start = time.perf_counter()
         trainer = Trainer(config.build(), data=data, recipe=recipe, seed=seed)
-        if out is not None:
-            with out:
-                out.clear_output(wait=True)
-                trainer.fit()
-        else:
-            trainer.fit()
+        fit_in(area, trainer)
         error = 1 - trainer.history[-1]["test_acc"]
         results.append({"config": config, "flops": config.flops(), "error": error,
                         "seconds": time.perf_counter() - start})
         log(f"{i + 1:3d}/{len(configs)}  {config}  {results[-1]['flops'] / 1e6:4.2f} MFLOPs  "
             f"error {error:.3f}  ({results[-1]['seconds']:.0f} s)")
-    if out is not None:
-        out.clear_output()
+    if area is not None:
+        area.clear_output()
     return results
 
 

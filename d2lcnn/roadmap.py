@@ -188,3 +188,33 @@ def recipe(kind: str, **changes):
     if kind == "plain":
         return Recipe(name="plain", schedule="constant", warmup=0.0, label_smoothing=0.0, augment=False, **base)
     raise ValueError(f"recipe kind must be 'plain' or 'modern', got {kind!r}")
+
+
+def show(results: list[dict]):
+    """The roadmap as two charts, one row per step: our test accuracy (bars) beside the paper's
+    ImageNet top-1 (dots, top axis), and our MFLOPs per image beside the paper's GFLOPs where its text
+    states them. ``results`` holds one dict per step with ``step`` (a :class:`Step`), ``test_acc``
+    and ``flops``. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    names = [r["step"].name for r in results]
+    y = list(range(len(results)))[::-1]
+    fig, (acc, cost) = plt.subplots(1, 2, figsize=(11, 0.45 * len(results) + 1.5), sharey=True)
+    acc.barh(y, [r["test_acc"] for r in results], color="tab:blue", label="ours: Fashion-MNIST test accuracy")
+    low = min(r["test_acc"] for r in results)
+    acc.set_xlim(max(0.0, low - 0.05), min(1.0, max(r["test_acc"] for r in results) + 0.02))
+    for yi, r in zip(y, results):
+        acc.text(r["test_acc"], yi, f" {r['test_acc']:.3f}", va="center", fontsize=8)
+    acc.set_yticks(y, names)
+    acc.set_xlabel("our test accuracy")
+    paper = acc.twiny()
+    paper.plot([r["step"].paper_top1 for r in results], y, "o", color="tab:orange", label="paper: ImageNet top-1 (%)")
+    paper.set_xlabel("paper: ImageNet top-1 (%)", color="tab:orange")
+    cost.barh(y, [r["flops"] / 1e6 for r in results], color="tab:green")
+    cost.set_xlabel("our MFLOPs per image")
+    gflops = [(yi, r["step"].paper_gflops) for yi, r in zip(y, results) if r["step"].paper_gflops]
+    paper_cost = cost.twiny()
+    paper_cost.plot([g for _, g in gflops], [yi for yi, _ in gflops], "o", color="tab:orange")
+    paper_cost.set_xlabel("paper: GFLOPs (where its text states them)", color="tab:orange")
+    fig.tight_layout()
+    return fig

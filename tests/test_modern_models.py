@@ -211,3 +211,17 @@ def test_roadmap_recipes():
     assert (modern.schedule, modern.augment) == ("onecycle", True) and plain.resize == modern.resize == 32
     with pytest.raises(ValueError, match="plain"):
         roadmap.recipe("fancy")
+
+
+def test_roadmap_chart_has_a_row_per_step_and_the_papers_numbers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    results = [{"step": s, "test_acc": 0.8 + 0.01 * i, "flops": 4e6} for i, s in enumerate(roadmap.ROADMAP)]
+    fig = roadmap.show(results)
+    acc_axis = fig.axes[0]
+    labels = {t.get_position()[1]: t.get_text() for t in acc_axis.get_yticklabels()}
+    assert [labels[y] for y in sorted(labels, reverse=True)] == [s.name for s in roadmap.ROADMAP]   # top to bottom
+    paper_points = [line for ax in fig.axes for line in ax.get_lines()]
+    assert len(paper_points[0].get_xdata()) == 13                  # the paper's top-1 for every step
+    assert len(paper_points[1].get_xdata()) == sum(1 for s in roadmap.ROADMAP if s.paper_gflops)
