@@ -194,7 +194,7 @@ def show_edfs(errors_by_space: dict, ax=None, band: bool = True):
             ax.fill_between(xs, [max(0, v - eps) for v in ys], [min(1, v + eps) for v in ys], step="post",
                             alpha=0.15, color=line.get_color())
     ax.set_xlabel("test error")
-    ax.set_ylabel("fraction of networks with lower error")
+    ax.set_ylabel("fraction of networks with error <= e")
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right")
     ax.set_title("error EDF per design space")
