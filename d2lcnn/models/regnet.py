@@ -174,7 +174,8 @@ def from_torchvision(state_dict: dict) -> dict:
 
 
 FASHION_RULE = {"depth": 7, "w_0": 24, "w_a": 20, "w_m": 2.2, "group_width": 8}
-"""Our Fashion-MNIST RegNetX: seven blocks whose widths the rule sets to 24-56-120 in three stages (1, 2 and 4 blocks)."""
+"""Our Fashion-MNIST RegNetX: seven blocks whose widths the rule sets to 24-56-120, in three stages
+of 1, 2 and 4 blocks."""
 
 
 @register("regnet", "fashion", input_shape=(1, 1, 28, 28), reference_params=177_986, modern={"lr": 0.1})
