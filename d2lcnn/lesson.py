@@ -30,3 +30,29 @@ def training_data(recipe, subset: int | None = None, test_subset: int | None = N
     return FashionMNIST(batch_size=recipe.batch_size, resize=recipe.resize, device=device,
                         augment=recipe.augment, normalize=recipe.normalize, subset=subset,
                         test_subset=test_subset)
+
+
+def fit_area():
+    """Where fits run one after another show their progress: in a notebook an ``ipywidgets.Output``
+    (displayed here) that :func:`fit_in` clears before each fit, so that a dozen fits leave one
+    progress bar and one live plot, not a dozen; elsewhere None (fits print their lines)."""
+    from .train import in_notebook
+
+    if not in_notebook():
+        return None
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    area = widgets.Output()
+    display(area)
+    return area
+
+
+def fit_in(area, trainer) -> None:
+    """``trainer.fit()``, its progress drawn in ``area`` (from :func:`fit_area`) in place of the last fit's."""
+    if area is None:
+        trainer.fit()
+        return
+    with area:
+        area.clear_output(wait=True)
+        trainer.fit()

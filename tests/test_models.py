@@ -55,6 +55,13 @@ PINNED = {
     ("efficientnet_b1", "paper"): 7_794_184,
     ("efficientnet_b2", "paper"): 9_109_994,
     ("efficientnet_b3", "paper"): 12_233_232,
+    # Design spaces and ConvNeXt: fashion configurations of our own design (pinned as built),
+    # paper configurations as torchvision's.
+    ("regnet", "fashion"): 177_986,
+    ("regnetx_400mf", "paper"): 5_495_976,
+    ("regnety_400mf", "paper"): 4_344_144,
+    ("convnext", "fashion"): 671_074,
+    ("convnext_tiny", "paper"): 28_589_128,
 }
 
 TORCHVISION = ["alexnet", "vgg11", "vgg16", "resnet18", "resnet34", "resnet50"]

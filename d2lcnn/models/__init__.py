@@ -109,3 +109,5 @@ from . import senet  # noqa: E402,F401
 from . import mobilenet  # noqa: E402,F401
 from . import shufflenet  # noqa: E402,F401
 from . import efficientnet  # noqa: E402,F401
+from . import regnet  # noqa: E402,F401
+from . import convnext  # noqa: E402,F401

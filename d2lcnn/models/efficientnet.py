@@ -112,6 +112,8 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     and scale the rest by ``1 / (1 - p)``, so that the expected output is unchanged. Identity in eval."""
     if not training or p == 0.0:
         return x
+    if p >= 1.0:   # every branch dropped (and no 0/0 from the scaling)
+        return torch.zeros_like(x)
     keep = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(1 - p)
     return x * keep / (1 - p)
 

@@ -39,11 +39,13 @@ class SqueezeExcitation(nn.Module):
     Args:
         channels: C, the channels of the maps to weigh.
         reduction: r; the bottleneck has ``max(1, C // r)`` units.
+        hidden: the bottleneck's units, when they are not a fraction of C (RegNetY sizes its SE
+            blocks by the block's *input* channels); overrides ``reduction``.
     """
 
-    def __init__(self, channels: int, reduction: int = 16):
+    def __init__(self, channels: int, reduction: int = 16, hidden: int | None = None):
         super().__init__()
-        hidden = max(1, channels // reduction)
+        hidden = hidden or max(1, channels // reduction)
         self.squeeze = nn.AdaptiveAvgPool2d(1)
         self.reduce = nn.Conv2d(channels, hidden, 1)
         self.expand = nn.Conv2d(hidden, channels, 1)
