@@ -41,7 +41,7 @@ LESSON_CPU = {
     "nin": {"resize": 128, "subset": 2000, "test_subset": None, "epochs": 2, "lesson": "05"},
     "googlenet": {"resize": 28, "subset": 1000, "test_subset": 200, "epochs": 3, "lesson": "06"},
     "resnet18": {"resize": 28, "subset": 500, "test_subset": 200, "epochs": 2, "lesson": "08"},
-    "resnet_speedrun": {"resize": 28, "subset": 300, "test_subset": 300, "epochs": 3, "lesson": "15"},
+    "resnet_speedrun": {"resize": 28, "subset": 300, "test_subset": 300, "epochs": 3, "lesson": "17"},
     "densenet": {"resize": 32, "subset": 500, "test_subset": 200, "epochs": 2, "lesson": "09"},
     "resnext": {"resize": 28, "subset": 500, "test_subset": None, "epochs": 3, "lesson": "10"},
     "se_resnet": {"resize": 28, "subset": 500, "test_subset": None, "epochs": 3, "lesson": "11"},
@@ -50,12 +50,14 @@ LESSON_CPU = {
     "shufflenet_v2": {"resize": 28, "subset": 1000, "test_subset": None, "epochs": 3, "lesson": "13"},
     "efficientnet_b0": {"resize": 28, "subset": 300, "test_subset": 300, "epochs": 3, "batch_size": 64,
                         "lesson": "14"},
+    "regnet": {"resize": 28, "subset": 500, "test_subset": 300, "epochs": 3, "lesson": "15"},
+    "convnext": {"resize": 32, "subset": 300, "test_subset": 200, "epochs": 3, "lesson": "16"},
 }
 """Each fashion network's CPU setting, as its lesson trains it (images per class; None: all).
 
 AlexNet and VGG are built with ``adaptive_pool=True`` there, as their lessons build them, so that
 the smaller images fit. MobileNet v1 takes lesson 12's setting (the lesson trains v2); the
-speedrun network lesson 15's.
+speedrun network lesson 17's.
 """
 
 PLAIN = {"amp": False, "channels_last": False, "compile": False}
