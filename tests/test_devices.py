@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from d2lcnn import checkpoint, data, models, train
+from tests.test_train import stop_in_forward
 
 ROOT = Path(__file__).resolve().parent.parent
 T4, H100 = (7, 5), (9, 0)
@@ -107,14 +108,7 @@ def test_t4_run_stopped_mid_epoch_resumes_with_its_scale_and_skipped_steps(small
     gpu(monkeypatch, T4)
     t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=1), seed=1)
     t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
-    calls = {"n": 0}
-
-    def stop_after_five(module, inputs, output):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            t.stop()
-
-    handle = t.model.register_forward_hook(stop_after_five)
+    handle = stop_in_forward(t, 5)
     t.fit()
     handle.remove()
     assert t.interrupted and t._plan["partial"]["skipped"] == 5

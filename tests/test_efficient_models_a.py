@@ -13,7 +13,7 @@ from d2lcnn import inspect, models
 from d2lcnn.models.mobilenet import DepthwiseSeparable, InvertedResidual, make_divisible
 from d2lcnn.models.resnext import ResNeXtBlock
 from d2lcnn.models.senet import SEBottleneck, SEResidual, SqueezeExcitation
-from tests.test_models import count, on_meta, random_weights
+from tests.test_models import assert_same_outputs, count, load_in_order, on_meta, random_weights
 
 # Parameter counts: pinned once, with every other network's, in tests/test_models.py (PINNED).
 
@@ -31,14 +31,8 @@ def test_paper_configs_compute_what_torchvision_computes(name):
     """Same layers in the same order: torchvision's random weights, loaded in order, give its outputs."""
     ours = on_meta(models.build, name, "paper").to_empty(device="cpu").eval()
     theirs = random_weights(on_meta(getattr(torchvision.models, name)))
-    a, b = ours.state_dict(), theirs.state_dict()
-    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
-    ours.load_state_dict(dict(zip(a, b.values())))
-    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        assert expected.std() > 0.1
-        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    load_in_order(ours, theirs)
+    assert_same_outputs(ours, theirs)
 
 
 def test_se_resnet50_is_resnet50_plus_se_blocks():

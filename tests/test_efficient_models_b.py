@@ -28,7 +28,7 @@ from d2lcnn.models.shufflenet import (
     ShuffleV2Block,
     channel_shuffle,
 )
-from tests.test_models import on_meta, random_weights
+from tests.test_models import assert_same_outputs, load_in_order, on_meta, random_weights
 
 # Parameter counts: pinned once, with every other network's, in tests/test_models.py (PINNED).
 
@@ -49,14 +49,8 @@ def test_paper_configs_compute_what_torchvision_computes(name):
     stochastic depth, BatchNorm on its running statistics)."""
     ours = on_meta(models.build, name, "paper").to_empty(device="cpu").eval()
     theirs = random_weights(on_meta(getattr(torchvision.models, TORCHVISION[name])))
-    a, b = ours.state_dict(), theirs.state_dict()
-    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
-    ours.load_state_dict(dict(zip(a, b.values())))
-    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        assert expected.std() > 0.1
-        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    load_in_order(ours, theirs)
+    assert_same_outputs(ours, theirs, batch=2)
 
 
 @pytest.mark.parametrize("name", ["shufflenet_v2", "efficientnet_b0"])

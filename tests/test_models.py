@@ -109,19 +109,30 @@ def random_weights(net: nn.Module) -> nn.Module:
     return net
 
 
+def load_in_order(ours: nn.Module, theirs: nn.Module) -> None:
+    """Load ``theirs``'s weights into ``ours`` tensor by tensor, in order (same layers, same order)."""
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
+    ours.load_state_dict(dict(zip(a, b.values())))
+
+
+def assert_same_outputs(ours: nn.Module, theirs: nn.Module, size: int = 96, batch: int = 1) -> None:
+    """On one random batch ``ours`` computes what ``theirs`` computes, and that output is not
+    trivially small (the comparison means something: not just the biases)."""
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = theirs(x)
+        assert expected.std() > 0.1
+        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
 @pytest.mark.parametrize("name", ["alexnet", "vgg11", "resnet18", "resnet50"])
 def test_paper_configs_compute_what_torchvision_computes(name):
     """Same layers in the same order: torchvision's weights, loaded in order, give its outputs."""
     ours = on_meta(models.build, name, "paper").to_empty(device="cpu").eval()
     theirs = random_weights(on_meta(getattr(torchvision.models, name)))
-    a, b = ours.state_dict(), theirs.state_dict()
-    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
-    ours.load_state_dict(dict(zip(a, b.values())))
-    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        assert expected.std() > 0.1   # the comparison means something: not just the biases
-        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    load_in_order(ours, theirs)
+    assert_same_outputs(ours, theirs)
 
 
 def test_googlenet_paper_differs_from_torchvision_as_documented():

@@ -16,7 +16,7 @@ from torch import nn
 from d2lcnn import design, inspect, models, roadmap
 from d2lcnn.models.convnext import ConvNeXtBlock, LayerNorm2d, convnext
 from d2lcnn.models.regnet import YBlock, compatible, from_torchvision, regnet_widths
-from tests.test_models import count, on_meta, random_weights
+from tests.test_models import assert_same_outputs, count, load_in_order, on_meta, random_weights
 
 # Parameter counts: pinned once, with every other network's, in tests/test_models.py (PINNED).
 
@@ -37,24 +37,14 @@ def test_regnet_paper_configs_compute_what_torchvision_computes(name, theirs):
     renamed = from_torchvision(reference.state_dict())
     assert set(renamed) == set(ours.state_dict())
     ours.load_state_dict(renamed)
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = reference(x)
-        assert expected.std() > 0.1   # the comparison means something: not just the biases
-        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    assert_same_outputs(ours, reference, size=64)
 
 
 def test_convnext_tiny_computes_what_torchvision_computes():
     ours = on_meta(models.build, "convnext_tiny", "paper").to_empty(device="cpu").eval()
     theirs = random_weights(on_meta(torchvision.models.convnext_tiny))
-    a, b = ours.state_dict(), theirs.state_dict()
-    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
-    ours.load_state_dict(dict(zip(a, b.values())))
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = theirs(x)
-        assert expected.std() > 0.1
-        torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    load_in_order(ours, theirs)
+    assert_same_outputs(ours, theirs, size=64)
 
 
 def torchvision_regnet_settings() -> list[dict]:

@@ -176,17 +176,22 @@ def test_amp_dtype_off_cuda_is_bf16_on_cpus_that_have_it_else_none(monkeypatch):
     assert train.amp_dtype(torch.device("cpu")) == torch.bfloat16
 
 
+def stop_in_forward(trainer, calls: int):
+    """Call ``trainer.stop()`` from inside the ``calls``-th forward pass; returns the hook's handle."""
+    count = {"n": 0}
+
+    def hook(module, inputs, output):
+        count["n"] += 1
+        if count["n"] == calls:
+            trainer.stop()
+
+    return trainer.model.register_forward_hook(hook)
+
+
 def test_stop_from_code_without_a_signal(small):
     """``trainer.stop()`` (what a callback or a widget would call) stops after the current step."""
     t = make(small)
-    calls = {"n": 0}
-
-    def hook(module, inputs, output):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            t.stop()
-
-    handle = t.model.register_forward_hook(hook)
+    handle = stop_in_forward(t, 3)
     t.fit()
     handle.remove()
     assert t.history[-1]["interrupted"] and t.history[-1]["steps_done"] == 3 and t.epoch == 0
