@@ -103,16 +103,25 @@ def test_slides_cut_only_outside_code_fences():
 
 # --- the site ------------------------------------------------------------------------------------
 
+def quick_env() -> dict:
+    env = {**os.environ, "D2LCNN_QUICK": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("MPLBACKEND", None)
+    return env
+
+
+def build_book(out: Path) -> subprocess.CompletedProcess:
+    """``book/build.py book`` of the test's lessons in quick mode into ``out``."""
+    return subprocess.run([sys.executable, "book/build.py", "book", "--lessons", ",".join(LESSONS), "--out", str(out)],
+                          cwd=ROOT, env=quick_env(), capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site") / "book"
-    env = {**os.environ, "D2LCNN_QUICK": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("MPLBACKEND", None)
-    run = subprocess.run([sys.executable, "book/build.py", "book", "--lessons", ",".join(LESSONS), "--out", str(out)],
-                         cwd=ROOT, env=env, capture_output=True, text=True)
+    run = build_book(out)
     assert run.returncode == 0, f"the site did not build:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     decks = subprocess.run([sys.executable, "book/build.py", "slides", "--lessons", ",".join(LESSONS), "--book", str(out)],
-                           cwd=ROOT, env=env, capture_output=True, text=True)
+                           cwd=ROOT, env=quick_env(), capture_output=True, text=True)
     assert decks.returncode == 0, f"the slides were not written:\n{decks.stdout[-3000:]}\n{decks.stderr[-3000:]}"
     handler = functools.partial(QuietHandler, directory=str(out.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -220,6 +229,13 @@ def test_lesson_page_shows_its_pictures_and_links(site, browser, number):
         assert page.locator("a.left-prev, a.right-next").count() >= 1
     finally:
         page.close()
+
+
+def test_a_second_build_without_changes_executes_nothing(site):
+    assert "Executing notebook" in site["log"]          # the first build did execute the lessons
+    again = build_book(site["out"])
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Executing notebook" not in again.stdout + again.stderr
 
 
 def test_search_finds_a_word_of_a_lesson(site, browser):
