@@ -68,6 +68,7 @@ import torch
 from . import models
 from .book import BOOK_RESULTS, SOURCE as BOOK_SOURCE
 from .data import FashionMNIST, _read_folder, balanced_indices, torchvision_root
+from .inspect import _human, describe
 from .runtime import QUICK_ENV, default_device
 from .train import CHANCE, Recipe, Trainer, TrainingWarning
 
@@ -390,8 +391,6 @@ def plan(settings: Settings) -> tuple[list[dict], list[dict]]:
 @functools.lru_cache(maxsize=None)
 def _describe(name: str) -> dict:
     """Parameters and FLOPs of a ``fashion`` network (traced once, on the meta device)."""
-    from .commands.models import describe
-
     return describe(models.spec(name))
 
 
@@ -589,8 +588,6 @@ RECIPE_EPOCHS = "each network's recipe's epochs (10; the speedrun 16)"
 
 def markdown(data: dict) -> str:
     """The results as a Markdown table (what the README shows), with where and how they were measured."""
-    from .inspect import _human
-
     s = data["settings"]
     lines = ["| model | params | FLOPs/image | input | test acc: mean (min–max), seeds | goal | s/epoch | "
              "examples/s | peak memory | vs the book's loop |",
