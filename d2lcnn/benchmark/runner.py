@@ -38,6 +38,10 @@ from .measure import compare_with_book, train_run
 from .report import FORMAT, _versus, _what, markdown, summarize
 
 
+# ----------------------------------------------------------------------------------------------
+# A worker's side: one job per line in, one result per line out
+# ----------------------------------------------------------------------------------------------
+
 def run_job(job: dict) -> dict:
     """Do one job (``{"kind": "train" | "book", "model", "seed", ...}``) and return its result.
 
@@ -66,6 +70,10 @@ def worker() -> None:
             out.write(json.dumps(run_job(json.loads(line)), default=str) + "\n")
             out.flush()
 
+
+# ----------------------------------------------------------------------------------------------
+# The results file: where it was measured, what finished, rewritten whole
+# ----------------------------------------------------------------------------------------------
 
 def _cpu_name() -> str:
     """The processor's model name (Linux), else what ``platform`` knows."""
@@ -124,6 +132,10 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.write_text(text)
     os.replace(tmp, path)
 
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark's side: the workers, the budget, a stop
+# ----------------------------------------------------------------------------------------------
 
 class _Worker:
     """One worker process: send it a job, read back its result."""
