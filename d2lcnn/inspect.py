@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["ShapeMismatchError", "LayerTable", "Comparison", "count_params", "layer_table", "check_input",
-           "explain", "compare", "trace"]
+__all__ = ["ShapeMismatchError", "LayerTable", "Comparison", "count_params", "layer_table", "describe",
+           "check_input", "explain", "compare", "trace"]
 
 
 class ShapeMismatchError(ValueError):
@@ -312,6 +312,20 @@ def layer_table(model: nn.Module, input_shape: Sequence[int] | torch.Tensor | No
     state, _ = _run(model, input_shape, depth)
     shape = tuple(input_shape.shape) if isinstance(input_shape, torch.Tensor) else tuple(input_shape)
     return LayerTable(state["rows"], shape, count_params(model), state["total_flops"])
+
+
+def describe(spec) -> dict:
+    """Name, configuration, parameters, FLOPs and input shape of one registered network.
+
+    ``spec`` is its registration (``models.spec(name)``). The network is built and traced on
+    the "meta" device, so this allocates and computes nothing: ``python -m d2lcnn models``, the
+    benchmark's table and the comparison lesson all describe networks with it.
+    """
+    with torch.device("meta"):
+        table = layer_table(spec.build(), spec.input_shape)
+    return {"name": spec.name, "config": spec.config, "params": table.total_params,
+            "flops": table.total_flops, "input_shape": list(spec.input_shape),
+            "reference_params": spec.reference_params, "family": spec.family}
 
 
 @dataclass

@@ -47,6 +47,7 @@ import pytest
 import torch
 
 from d2lcnn import benchmark, models, train
+from d2lcnn.benchmark import measure, report, runner
 
 
 def bench(*args, **kwargs):
@@ -154,7 +155,7 @@ def test_a_stop_while_the_workers_start_is_a_clean_stop(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             super().start()
 
-    monkeypatch.setattr(benchmark.threading, "Thread", StopAtTheThirdStart)
+    monkeypatch.setattr(runner.threading, "Thread", StopAtTheThirdStart)
     out = tmp_path / "bench.json"
     settings = benchmark.Settings(models=["lenet"], seeds=2, epochs=1, subset=20, book=False, timing_epochs=1,
                                   jobs=2, device="cpu")
@@ -206,9 +207,9 @@ def test_bench_all_resolves_the_device_once_and_records_it(tmp_path, monkeypatch
     assert {j["device"] for j in sum(benchmark.plan(seen["settings"]), [])} == {"cpu"}
 
     calls = []
-    monkeypatch.setattr(benchmark, "book_loop", lambda name, epochs, device, *a: calls.append(device) or {
+    monkeypatch.setattr(measure, "book_loop", lambda name, epochs, device, *a: calls.append(device) or {
         "per_s": 1.0, "seconds": 1.0, "compute_only_per_s": 2.0, "data_s": 0.5, "test_acc": 0.1})
-    monkeypatch.setattr(benchmark, "our_loop", lambda name, epochs, device, *a: calls.append(device) or {
+    monkeypatch.setattr(measure, "our_loop", lambda name, epochs, device, *a: calls.append(device) or {
         "per_s": 2.0, "seconds": 0.5, "train_only_per_s": 3.0, "data_s": 0.1, "test_acc": 0.2})
     result = benchmark.compare_with_book("lenet", 1, None)
     assert calls == [torch.device("cpu")] * 2 and result["device"] == "cpu" and result["compute_ratio"] == 1.5
@@ -246,9 +247,9 @@ def test_book_column_names_compute_and_whole_epochs():
             "book_compute_only_per_s": 9e3, "ours_train_only_per_s": 2.0e4, "ours_data_s": 0.4, "book_data_s": 5.1,
             "book_subset": 1000, "book_test_acc": 0.7, "ours_test_acc": 0.8, "epochs": 1}
     row = benchmark.summarize([job("lenet"), book])["lenet"]
-    assert benchmark._versus(row["book"]) == "2.2× compute, 12.5× whole epochs"
+    assert report._versus(row["book"]) == "2.2× compute, 12.5× whole epochs"
     old = {k: v for k, v in book.items() if k not in ("compute_ratio", "ours_data_s", "book_data_s")}
-    assert benchmark._versus(benchmark.summarize([job("lenet"), old])["lenet"]["book"]) == "12.5× whole epochs"
+    assert report._versus(benchmark.summarize([job("lenet"), old])["lenet"]["book"]) == "12.5× whole epochs"
 
 
 def test_load_refuses_another_file(tmp_path):
@@ -275,7 +276,7 @@ def test_published_prefers_gpu_then_full_data_then_complete(tmp_path, monkeypatc
                                                  "date": date, "settings": {"subset": subset, "epochs": epochs}}))
     write("smoke.json", "cpu", True, "2026-12-03", subset=200, epochs=3)
     write("full.json", "cpu", False, "2026-12-01")
-    monkeypatch.setattr(benchmark, "PUBLISHED", tmp_path)
+    monkeypatch.setattr(report, "PUBLISHED", tmp_path)
     assert benchmark.published()["date"] == "2026-12-01"     # full data, though cut short, over a newer smoke run
     write("full2.json", "cpu", True, "2026-11-30", epochs=None)
     assert benchmark.published()["date"] == "2026-11-30"     # complete over cut short

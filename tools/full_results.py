@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from d2lcnn import benchmark  # noqa: E402
+from d2lcnn import benchmark, models  # noqa: E402
 from d2lcnn.train import CHANCE, Recipe  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     p.add_argument("-o", "--out", type=Path, required=True)
     args = p.parse_args()
     jobs = [job(r) for source in args.sources for r in runs_of(source)]
-    order = [s.name for s in benchmark.models.specs("fashion")]
+    order = [s.name for s in models.specs("fashion")]
     jobs.sort(key=lambda j: (order.index(j["model"]) if j["model"] in order else len(order), j["model"], j["seed"]))
     names = list(dict.fromkeys(j["model"] for j in jobs))
     missing = [m for m in order if m not in names]

@@ -7,10 +7,8 @@ paper configurations at 224x224 take a moment.
 
 from __future__ import annotations
 
-import torch
-
 from .. import models
-from ..inspect import _human, layer_table
+from ..inspect import _human, describe
 from . import emit
 
 
@@ -19,15 +17,6 @@ def add_parser(sub) -> None:
     p.add_argument("--config", choices=models.CONFIGS, help="only this configuration")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=run)
-
-
-def describe(spec: models.ModelSpec) -> dict:
-    """Name, configuration, parameters, FLOPs and input shape of one registered network."""
-    with torch.device("meta"):
-        table = layer_table(spec.build(), spec.input_shape)
-    return {"name": spec.name, "config": spec.config, "params": table.total_params,
-            "flops": table.total_flops, "input_shape": list(spec.input_shape),
-            "reference_params": spec.reference_params, "family": spec.family}
 
 
 def run(args) -> int:
