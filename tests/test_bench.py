@@ -47,7 +47,7 @@ import pytest
 import torch
 
 from d2lcnn import benchmark, models, train
-from d2lcnn.benchmark import measure, report, runner
+from d2lcnn.benchmark import cpu_track, measure, report, runner
 
 
 def bench(*args, **kwargs):
@@ -184,6 +184,9 @@ def test_a_stop_while_the_workers_start_is_a_clean_stop(tmp_path, monkeypatch):
     (("lenet", "--no-book"), "--no-book is for --all"),
     (("lenet", "--seeds", "0", "--jobs", "0", "--models", "foo", "--no-book"),
      "--models, --seeds, --jobs, --no-book are for --all"),
+    (("--speedrun-cpu", "--all"), "or --speedrun-cpu for the speedrun's CPU track"),
+    (("--speedrun-cpu", "--jobs", "2", "--device", "cuda"), "--jobs, --device cuda: --speedrun-cpu trains on the CPU"),
+    (("--speedrun-cpu", "--seeds", "0"), "--seeds"),
 ])
 def test_bench_refuses_bad_arguments_before_any_work(tmp_path, args, message):
     out = ("--out", str(tmp_path / "x.json")) if "--all" in args else ()
@@ -313,3 +316,31 @@ def test_full_runs_give_their_own_time_and_their_resize():
             "note": "They shared the CPU.", "jobs": jobs, "skipped": [], "models": {"alexnet": row}}
     text = benchmark.markdown(data)
     assert "| 64×64 |" in text and "of the runs themselves" in text and "They shared the CPU." in text
+
+
+def test_the_cpu_track_writes_its_seeds_and_says_a_shrunk_check_has_no_goal(tmp_path):
+    out = tmp_path / "sc.json"
+    done = bench("--speedrun-cpu", "--subset", "10", "--epochs", "1", "--seeds", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["format"] == cpu_track.FORMAT and [r["seed"] for r in data["runs"]] == [0, 1]
+    assert data["entry"]["build"] == {"channels": [16, 32, 64]} and data["device"] == "cpu"
+    assert all(r["epochs"] == 1 and 0 <= r["test_acc"] <= 1 and r["train_seconds"] > 0 for r in data["runs"])
+    assert data["summary"]["test_acc_mean"] == round(sum(r["test_acc"] for r in data["runs"]) / 2, 4)
+    assert "the goal does not apply" in done.stdout and "| 1 |" in done.stdout
+
+
+def test_the_cpu_track_goal_is_the_mean_with_every_seed_in_time():
+    def runs(*pairs):
+        return [{"test_acc": a, "train_seconds": t} for a, t in pairs]
+
+    assert cpu_track.summary(runs((0.931, 290), (0.929, 299), (0.932, 250)))["met_goal"]
+    assert not cpu_track.summary(runs((0.931, 290), (0.925, 299), (0.932, 250)))["met_goal"]    # mean 0.9293
+    assert not cpu_track.summary(runs((0.95, 290), (0.95, 301)))["met_goal"]                    # one seed too slow
+
+
+def test_the_cpu_track_network_is_the_speedruns_a_quarter_as_wide():
+    wide, narrow = models.build(benchmark.SPEEDRUN), models.build(benchmark.SPEEDRUN, **cpu_track.SPEEDRUN_CPU["build"])
+    assert narrow.b1[0].out_channels * 4 == wide.b1[0].out_channels
+    assert narrow(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert cpu_track.COMMITTED.parent != report.PUBLISHED          # published() never reads it as a bench file

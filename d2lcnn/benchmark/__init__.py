@@ -26,7 +26,9 @@ The package, one module per question, each read in one sitting:
 * :mod:`~d2lcnn.benchmark.runner`: how it runs (the worker processes, the budget, a stop, the
   results file rewritten atomically after every job);
 * :mod:`~d2lcnn.benchmark.report`: what it says (the summary per model, the Markdown table, the
-  committed results the comparison lesson shows).
+  committed results the comparison lesson shows);
+* :mod:`~d2lcnn.benchmark.cpu_track`: the speedrun's CPU track (``bench --speedrun-cpu``), seeds
+  run one after another, with a results file of its own.
 
 The names below are what the command line, the lessons and the tools use, importable from here
 as ``benchmark.published()``, ``from d2lcnn.benchmark import no_quick_mode``. A test that

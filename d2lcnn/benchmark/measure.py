@@ -219,16 +219,20 @@ def compare_with_book(name: str, epochs: int, device, subset: int | None = None,
 # One training run, as the accuracy table needs it
 # ----------------------------------------------------------------------------------------------
 
-def train_run(name: str, seed: int, epochs: int, device, subset: int | None = None, warmup: bool = False) -> dict:
+def train_run(name: str, seed: int, epochs: int | None, device, subset: int | None = None, warmup: bool = False,
+              build: dict | None = None, changes: dict | None = None, amp: bool | None = None) -> dict:
     """Train ``name`` at its modern recipe for ``epochs`` epochs and return what the table shows.
 
     Seconds and examples/s are the median over the epochs after the first (which includes cuDNN's
     autotuning and, on a GPU, the first kernel launches); with one epoch, that epoch's. ``warmup``
     first trains a throwaway copy for one untimed epoch, so that the timed run starts warm (the
-    speedrun's rule, as in the fastest public training code).
+    speedrun's rule, as in the fastest public training code). ``build`` goes to the network's
+    builder, ``changes`` to the recipe, ``amp`` to the Trainer (the speedrun's CPU track uses all
+    three); ``epochs=None`` keeps the recipe's.
     """
     device = default_device(device)
-    recipe = Recipe.modern(name, epochs=epochs)
+    recipe = Recipe.modern(name, **{**(changes or {}), **({} if epochs is None else {"epochs": epochs})})
+    build = build or {}
     cuda = device.type == "cuda"
     with no_quick_mode(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TrainingWarning)
@@ -237,12 +241,12 @@ def train_run(name: str, seed: int, epochs: int, device, subset: int | None = No
                             test_subset=subset, seed=seed)
         if warmup:
             with contextlib.redirect_stderr(io.StringIO()):
-                Trainer(models.build(name), data=data, recipe=dataclasses.replace(recipe, epochs=1),
-                        device=device, seed=seed + 1000).fit()
+                Trainer(models.build(name, **build), data=data, recipe=dataclasses.replace(recipe, epochs=1),
+                        device=device, seed=seed + 1000, amp=amp).fit()
         if cuda:
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
-        trainer = Trainer(models.build(name), data=data, recipe=recipe, device=device, seed=seed)
+        trainer = Trainer(models.build(name, **build), data=data, recipe=recipe, device=device, seed=seed, amp=amp)
         with contextlib.redirect_stderr(io.StringIO()):
             trainer.fit()
     done = [r for r in trainer.history if not r.get("interrupted")]
@@ -257,5 +261,5 @@ def train_run(name: str, seed: int, epochs: int, device, subset: int | None = No
             "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if cuda else None,
             # The Trainer's own rule: at chance after two epochs or more (one epoch proves nothing).
             "stuck": len(done) >= 2 and last["test_acc"] is not None and last["test_acc"] < CHANCE,
-            "warmed_up": warmup,
+            "warmed_up": warmup, "compute_path": str(trainer.path),
             "warnings": [str(w.message) for w in caught if issubclass(w.category, TrainingWarning)]}

@@ -4,6 +4,9 @@
   after the other in this process; prints examples/s of each and their ratio.
 * ``bench --all``: every ``fashion`` network for several seeds, the book comparisons and the
   speedrun, written to a results file as it goes (see :mod:`d2lcnn.benchmark`).
+* ``bench --speedrun-cpu``: the speedrun's CPU track, its seeds one after another (see
+  :mod:`d2lcnn.benchmark.cpu_track`); takes ``--seeds``, ``--out``, and ``--subset``/``--epochs``
+  for a shrunk check.
 * ``bench --table FILE``: a results file as the Markdown table the README shows.
 
 Quick mode (``D2LCNN_QUICK``) is ignored so that every measurement does the whole work;
@@ -21,12 +24,14 @@ import signal
 import sys
 
 from .. import benchmark, models
+from ..benchmark import cpu_track
 from ..guards import check_count, check_writable
 from ..runtime import default_device
 from ..train import Recipe
 from . import emit
 
 DEFAULT_OUT = "results/bench.json"
+CPU_TRACK_OUT = "results/speedrun-cpu.json"
 ALL_DEFAULTS = {"models": None, "seeds": 3, "speedrun_seeds": None, "jobs": 4, "timing_epochs": 2,
                 "book_subset": 1000, "book_epochs": 1, "no_book": False, "budget": None, "out": DEFAULT_OUT}
 """The options that only ``--all`` takes, with their defaults (None on the parser: given or not)."""
@@ -39,6 +44,8 @@ def add_parser(sub) -> None:
                    help="a registered name with a book recipe (lenet, alexnet, vgg11, nin, ...); or use --all")
     p.add_argument("--all", action="store_true", help="every fashion network (or those of --models), "
                                                       "several seeds, the book comparisons and the speedrun")
+    p.add_argument("--speedrun-cpu", action="store_true",
+                   help="the speedrun's CPU track: its seeds one after another on the CPU (--seeds, --out)")
     p.add_argument("--table", metavar="FILE", help="print a results file as a Markdown table, and stop")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best there is)")
     p.add_argument("--epochs", type=int, help="epochs per run (default: 1 for MODEL; for --all each network's recipe: 10, the speedrun 16)")
@@ -70,9 +77,12 @@ def run(args) -> int:
     if args.table:
         print(benchmark.markdown(benchmark.load(args.table)), end="")
         return 0
-    if args.all == bool(args.model):
-        raise ValueError("name one MODEL, or --all for every model (bench lenet, bench --all)")
+    if bool(args.model) + args.all + args.speedrun_cpu != 1:
+        raise ValueError("name one MODEL, or --all for every model, or --speedrun-cpu for the speedrun's CPU track "
+                         "(bench lenet, bench --all, bench --speedrun-cpu)")
     given = [f"--{k.replace('_', '-')}" for k in ALL_DEFAULTS if getattr(args, k) is not None]
+    if args.speedrun_cpu:
+        return run_cpu_track(args, [g for g in given if g not in ("--seeds", "--out")])
     if args.model and given:
         raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for --all; bench MODEL compares "
                          "one model with the book's loop (it takes --device, --epochs, --subset, --cache, --json)")
@@ -84,6 +94,30 @@ def run(args) -> int:
     if args.subset is not None:
         check_count("--subset", args.subset, "It is the number of images kept per class.", error=ValueError)
     return run_all(args) if args.all else run_one(args)
+
+
+def run_cpu_track(args, refused: list[str]) -> int:
+    if args.device not in (None, "cpu"):
+        refused.append(f"--device {args.device}")
+    if args.cache is not None:
+        refused.append("--cache")
+    if refused:
+        raise ValueError(f"{', '.join(refused)}: --speedrun-cpu trains on the CPU and takes only --seeds, --out, "
+                         "--subset, --epochs and --json")
+    seeds = 3 if args.seeds is None else args.seeds
+    check_count("--seeds", seeds, error=ValueError)
+    for name, value in (("--epochs", args.epochs), ("--subset", args.subset)):
+        if value is not None:
+            check_count(name, value, error=ValueError)
+    out = args.out or CPU_TRACK_OUT
+    check_writable(out)
+    command = "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else \
+        "python -m d2lcnn bench --speedrun-cpu"
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    data = cpu_track.run(seeds, out, command, subset=args.subset, epochs=args.epochs, progress=say)
+    emit(data, args.json, cpu_track.markdown(data))
+    print(f"results: {out}", file=sys.stderr)
+    return 0
 
 
 def run_one(args) -> int:
