@@ -314,17 +314,20 @@ def layer_table(model: nn.Module, input_shape: Sequence[int] | torch.Tensor | No
     return LayerTable(state["rows"], shape, count_params(model), state["total_flops"])
 
 
-def describe(spec) -> dict:
+def describe(spec, resize: int | None = None, build: dict | None = None) -> dict:
     """Name, configuration, parameters, FLOPs and input shape of one registered network.
 
-    ``spec`` is its registration (``models.spec(name)``). The network is built and traced on
+    ``spec`` is its registration (``models.spec(name)``); ``resize`` an image size other than its
+    own (a run at a reduced size: FLOPs grow with the pixels), ``build`` the builder's arguments
+    such a run needed (AlexNet's ``adaptive_pool=True``). The network is built and traced on
     the "meta" device, so this allocates and computes nothing: ``python -m d2lcnn models``, the
     benchmark's table and the comparison lesson all describe networks with it.
     """
+    shape = tuple(spec.input_shape[:2]) + (resize, resize) if resize else tuple(spec.input_shape)
     with torch.device("meta"):
-        table = layer_table(spec.build(), spec.input_shape)
+        table = layer_table(spec.build(**(build or {})), shape)
     return {"name": spec.name, "config": spec.config, "params": table.total_params,
-            "flops": table.total_flops, "input_shape": list(spec.input_shape),
+            "flops": table.total_flops, "input_shape": list(shape),
             "reference_params": spec.reference_params, "family": spec.family}
 
 

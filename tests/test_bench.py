@@ -305,17 +305,23 @@ def test_the_speedrun_trains_for_its_recipes_epochs_unless_told():
 
 def test_full_runs_give_their_own_time_and_their_resize():
     """Runs gathered from separate full trainings (role "full", tools/full_results.py) count for
-    accuracy and give their own seconds; a reduced resize is what the table shows."""
-    jobs = [dict(job("alexnet", s, 0.9), role="full", resize=64, seconds_per_epoch=100.0 + s) for s in (0, 1)]
+    accuracy and give their own seconds; a reduced resize is what the table shows, and its FLOPs are
+    those of that size (with the builder's arguments the run needed)."""
+    jobs = [dict(job("alexnet", s, 0.9), role="full", resize=96, build={"adaptive_pool": True},
+                 seconds_per_epoch=100.0 + s) for s in (0, 1)]
     row = benchmark.summarize(jobs, {"alexnet": 1})["alexnet"]
-    assert row["seeds"] == 2 and row["seconds_per_epoch"] == 100.5 and row["resize"] == 64
+    assert row["seeds"] == 2 and row["seconds_per_epoch"] == 100.5 and row["resize"] == 64 + 32
+    at_224 = benchmark.summarize([job("alexnet", 0, 0.9)])["alexnet"]
+    assert row["params"] == at_224["params"] and row["flops"] < at_224["flops"] / 4
+    small = benchmark.summarize([dict(job("resnet18", 0, 0.92), role="full", resize=28)])["resnet18"]
+    assert small["flops"] < benchmark.summarize([job("resnet18", 0, 0.92)])["resnet18"]["flops"] / 8
     data = {"format": benchmark.FORMAT, "command": "python -m d2lcnn train", "device": "cpu", "device_name": "a CPU",
             "cpu_count": 2, "torch": "2.14", "date": "2026-12-04T00:00:00+00:00", "complete": False, "elapsed_s": 1.0,
             "settings": {"epochs": 10, "seeds": 3, "subset": None, "jobs": 2, "book": False, "book_epochs": 1,
                          "book_subset": None, "timing_epochs": 0, "planned_seeds": {"alexnet": 1}},
             "note": "They shared the CPU.", "jobs": jobs, "skipped": [], "models": {"alexnet": row}}
     text = benchmark.markdown(data)
-    assert "| 64×64 |" in text and "of the runs themselves" in text and "They shared the CPU." in text
+    assert "| 96×96 |" in text and "of the runs themselves" in text and "They shared the CPU." in text
 
 
 def test_the_cpu_track_writes_its_seeds_and_says_a_shrunk_check_has_no_goal(tmp_path):

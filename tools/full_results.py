@@ -55,7 +55,7 @@ def job(run: dict) -> dict:
     timed = slice(1, None) if len(accs) > 1 else slice(None)
     return {"kind": "train", "role": "full", "model": run["model"], "seed": run["seed"],
             "epochs": len(accs), "subset": None, "device": "cpu",
-            "resize": run.get("resize", Recipe.modern(run["model"]).resize),
+            "resize": run.get("resize", Recipe.modern(run["model"]).resize), "build": run.get("build"),
             "threads": run["threads"], "concurrent": run.get("concurrent", 2 if run["threads"] == 1 else 1),
             "test_acc": run["test_acc"], "test_acc_by_epoch": accs,
             "seconds_per_epoch": sorted(per_epoch[timed])[len(per_epoch[timed]) // 2],

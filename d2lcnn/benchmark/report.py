@@ -31,9 +31,10 @@ FORMAT = "d2lcnn-bench-1"
 
 
 @functools.lru_cache(maxsize=None)
-def _describe(name: str) -> dict:
-    """Parameters and FLOPs of a ``fashion`` network (traced once, on the meta device)."""
-    return describe(models.spec(name))
+def _describe(name: str, resize: int, build: tuple = ()) -> dict:
+    """Parameters and FLOPs of a ``fashion`` network as it ran: its image size and the builder's
+    arguments (``build``: sorted ``(key, value)`` pairs), traced once, on the meta device."""
+    return describe(models.spec(name), resize, dict(build))
 
 
 def summarize(jobs: list[dict], planned: dict[str, int] | None = None) -> dict:
@@ -48,9 +49,8 @@ def summarize(jobs: list[dict], planned: dict[str, int] | None = None) -> dict:
         if job["kind"] == "book" and "error" in job:
             continue
         if name not in table:
-            facts = _describe(name)
             target, source = goal(name)
-            table[name] = {"params": facts["params"], "flops": facts["flops"], "resize": Recipe.modern(name).resize,
+            table[name] = {"params": None, "flops": None, "resize": Recipe.modern(name).resize,
                            "goal": target, "goal_source": source, "runs": [], "book": None}
         row = table[name]
         if job["kind"] == "book":
@@ -65,7 +65,7 @@ def summarize(jobs: list[dict], planned: dict[str, int] | None = None) -> dict:
             row["runs"].append({k: job.get(k) for k in (
                 "role", "seed", "test_acc", "test_acc_by_epoch", "epochs", "seconds_per_epoch", "first_epoch_seconds",
                 "train_seconds", "examples_per_s", "peak_memory_mib", "stuck", "warmed_up", "concurrent", "error",
-                "resize")})
+                "resize", "build")})
     for name, row in table.items():
         counted = [r for r in row["runs"] if r["role"] != "timing"]
         accs = [r["test_acc"] for r in counted if r["test_acc"] is not None]
@@ -73,6 +73,9 @@ def summarize(jobs: list[dict], planned: dict[str, int] | None = None) -> dict:
         # no timing run beside it) gives its own, as the file's notes say.
         solo = [r for r in row["runs"] if r["role"] in ("timing", "speedrun", "full") and r["error"] is None]
         row["resize"] = next((r["resize"] for r in row["runs"] if r.get("resize")), row["resize"])
+        build = next((r["build"] for r in row["runs"] if r.get("build")), {})
+        facts = _describe(name, row["resize"], tuple(sorted(build.items())))
+        row["params"], row["flops"] = facts["params"], facts["flops"]
         row["seeds"] = len(counted)
         row["seeds_planned"] = (planned or {}).get(name, len(counted))
         row["test_acc_mean"] = statistics.fmean(accs) if accs else None
