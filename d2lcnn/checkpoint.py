@@ -416,6 +416,21 @@ def check_optimizer(path: str | os.PathLike, state: dict, optimizer: torch.optim
                               "Nothing was loaded.") from None
 
 
+def restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Load ``saved`` (checked by :func:`check_optimizer`) into ``optimizer``, which stays fused or
+    not as its Trainer made it, whatever the saver's was."""
+    fused = [group.get("fused") for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, ours in zip(optimizer.param_groups, fused):
+        group["fused"] = ours
+
+
+def unfinished_plan(state: dict) -> dict | None:
+    """A copy of the plan of the fit the checkpoint's run was in, or None when it had finished."""
+    plan = state["plan"]
+    return copy_plan(plan) if plan and not plan["done"] else None
+
+
 def scaler_of(path: str | os.PathLike, state: dict, scaler, device_type: str):
     """A float16 run's gradient scaler at the checkpoint's scale; ``scaler`` itself when there is
     none (a Trainer without a scaler ignores the checkpoint's)."""

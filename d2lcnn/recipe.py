@@ -1,4 +1,4 @@
-"""How to train: the Recipe (plain data a checkpoint can hold) and the initialisation it names.
+"""How to train: the Recipe (plain data a checkpoint can hold), its optimizer and its initialisation.
 
 A Recipe is every choice of a run that is not the network: batch size, learning rate and its
 schedule, regularisation, augmentation, initialisation. :meth:`Recipe.book` gives d2l's
@@ -9,8 +9,10 @@ bad value is refused when the Recipe is made (:func:`d2lcnn.guards.check_recipe`
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from . import models as registry
@@ -46,6 +48,16 @@ class Recipe:
 
     def __post_init__(self):
         check_recipe(self)  # a bad value is refused here, with the fix, not at the first step
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate at ``step`` of ``total``: constant, or linear warm-up then cosine to 0."""
+        if self.schedule == "constant":
+            return self.lr
+        warm = max(1, int(self.warmup * total))
+        if step < warm:
+            return self.lr * (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     @classmethod
     def book(cls, name: str, **changes) -> "Recipe":
@@ -104,3 +116,39 @@ def init_weights(model: nn.Module, how: str) -> None:
             nn.init.normal_(m.weight, 0, 0.01)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe, fused: bool = False) -> torch.optim.SGD:
+    """SGD as ``recipe`` says: its momentum (Nesterov's when asked), weight decay on the weights
+    only (not on biases and norm layers, whose decay only hinders them).
+
+    ``fused`` (for float16, where the scaler then needs no host read per step) asks for one
+    kernel per update, where this torch has it; its momentum buffers start at zero (see
+    :func:`zero_momentum`).
+    """
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    settings = {"lr": recipe.lr, "momentum": recipe.momentum, "nesterov": recipe.nesterov and recipe.momentum > 0}
+    try:
+        optimizer = torch.optim.SGD(groups, **settings, **({"fused": True} if fused else {}))
+    except TypeError:   # a torch without fused SGD: the scaler then reads its flag at every step
+        optimizer = torch.optim.SGD(groups, **settings)
+    if fused:
+        zero_momentum(optimizer)
+    return optimizer
+
+
+def zero_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """Give an optimizer with momentum zero momentum buffers before its first step.
+
+    Fused SGD makes its buffers with ``torch.empty_like`` at its first step and fills them
+    then; when the scaler skips that step they keep whatever memory held (seen on the CPU), and
+    every later step adds that to its update. Zeros give exactly the first step SGD defines.
+    """
+    for group in optimizer.param_groups:
+        if not group["momentum"]:
+            continue
+        for p in group["params"]:
+            optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))

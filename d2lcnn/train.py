@@ -55,7 +55,7 @@ from . import models as registry
 from .data import CLASSES, FashionMNIST
 from .guards import ArgumentError, check_count, check_model_fits
 from .progress import Progress, in_notebook
-from .recipe import DATA_SETTINGS, Recipe, init_weights
+from .recipe import DATA_SETTINGS, Recipe, init_weights, make_optimizer
 from .runtime import QUICK, default_device, native_bf16, quick_mode
 from .watch import (BUSY_LOAD_PER_CORE, CHANCE, ESTIMATE_AFTER_S, LONG_RUN_S, SKIPPED_WARN, BusyCpu, Chance,
                     Divergence, Estimate, SkippedSteps, warn)
@@ -292,17 +292,8 @@ class Trainer:
         self._skipped = torch.zeros((), device=self.device, dtype=torch.long)   # steps the scaler skipped
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        r = self.recipe
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() > 1]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() <= 1]
-        groups = [{"params": decay, "weight_decay": r.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        settings = {"lr": r.lr, "momentum": r.momentum, "nesterov": r.nesterov and r.momentum > 0}
-        try:
-            optimizer = torch.optim.SGD(groups, **settings, **({"fused": True} if self.scaler is not None else {}))
-        except TypeError:   # a torch without fused SGD: the scaler then reads its flag at every step
-            optimizer = torch.optim.SGD(groups, **settings)
-        self.zero_momentum(optimizer)
+        """The recipe's SGD, fused for float16 (see _scaled_update), counting its updates."""
+        optimizer = make_optimizer(self.model, self.recipe, fused=self.scaler is not None)
         # Counts the updates really applied, so that an interrupt landing between the update and
         # the loop's own count cannot make a resumed fit apply that update twice.
         self._updates = 0
@@ -311,19 +302,6 @@ class Trainer:
 
     def _count_update(self, optimizer, args, kwargs) -> None:
         self._updates += 1
-
-    def zero_momentum(self, optimizer: torch.optim.Optimizer) -> None:
-        """Give a fused optimizer zero momentum buffers before its first step.
-
-        Fused SGD makes its buffers with ``torch.empty_like`` at its first step and fills them
-        then; when the scaler skips that step they keep whatever memory held (seen on the CPU), and
-        every later step adds that to its update. Zeros give exactly the first step SGD defines.
-        """
-        if self.scaler is None or not self.recipe.momentum:
-            return
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
 
     @property
     def batch_size(self) -> int:
@@ -347,15 +325,8 @@ class Trainer:
         return self._plan["step"] - (self.epoch - self._plan["start"]) * self._plan["steps"]
 
     def lr_at(self, step: int, total: int) -> float:
-        """The learning rate at ``step`` of ``total``: constant, or linear warm-up then cosine to 0."""
-        r = self.recipe
-        if r.schedule == "constant":
-            return r.lr
-        warm = max(1, int(r.warmup * total))
-        if step < warm:
-            return r.lr * (step + 1) / warm
-        progress = (step - warm) / max(1, total - warm)
-        return r.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        """The learning rate at ``step`` of ``total`` (the recipe's schedule)."""
+        return self.recipe.lr_at(step, total)
 
     def train_batches(self, epoch: int, start: int = 0):
         """This process's training batches of ``epoch`` from step ``start``, at the batch size used."""
@@ -506,12 +477,7 @@ class Trainer:
         except OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            raise TrainingOutOfMemory(
-                f"out of GPU memory at batch_size={self.batch_size}, images {self.data.resize}x"
-                f"{self.data.resize}, on {self.device}. Try a smaller batch, e.g. "
-                f"Recipe(batch_size={max(1, self.batch_size // 2)}) or FashionMNIST(batch_size=...), a "
-                "smaller resize, or mixed precision (amp=True); restart the kernel if memory stays "
-                "full. The model and its history are kept.") from None
+            raise _out_of_memory(self) from None
         finally:
             self.model.d2lcnn_trained_epochs = self.epoch   # a later Trainer warns before re-initialising
             if progress is not None:
@@ -673,18 +639,23 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.recipe, self.data, self.scaler = recipe, data, scaler
         self.optimizer = self._make_optimizer()
-        fused = [group.get("fused") for group in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group, ours in zip(self.optimizer.param_groups, fused):   # fused as this Trainer needs, not as the saver's
-            group["fused"] = ours
-        self.history = list(state["history"])
-        self.epoch = int(state["epoch"])
+        checkpoint.restore_optimizer(self.optimizer, state["optimizer"])
+        self.history, self.epoch = list(state["history"]), int(state["epoch"])
         self.model.d2lcnn_trained_epochs = self.epoch
-        plan = state["plan"]
-        self._plan = checkpoint.copy_plan(plan) if plan and not plan["done"] else None
+        self._plan = checkpoint.unfinished_plan(state)
         if self._plan is not None and self.quick:
             self._plan = _quick_plan(self._plan, self.epoch)
         return self
+
+
+def _out_of_memory(trainer: Trainer) -> TrainingOutOfMemory:
+    """The error for a fit that ran out of GPU memory: at what size, and what to try."""
+    return TrainingOutOfMemory(
+        f"out of GPU memory at batch_size={trainer.batch_size}, images {trainer.data.resize}x"
+        f"{trainer.data.resize}, on {trainer.device}. Try a smaller batch, e.g. "
+        f"Recipe(batch_size={max(1, trainer.batch_size // 2)}) or FashionMNIST(batch_size=...), a "
+        "smaller resize, or mixed precision (amp=True); restart the kernel if memory stays "
+        "full. The model and its history are kept.")
 
 
 def _quick_plan(plan: dict, epoch: int) -> dict:

@@ -26,6 +26,8 @@ import warnings
 
 import torch
 
+from .recipe import zero_momentum
+
 CHANCE = 0.2
 """Test accuracy below this after two epochs or more counts as stuck at chance (10 classes: 0.1)."""
 
@@ -87,7 +89,8 @@ class Divergence:
         if self.good is not None:
             trainer.model.load_state_dict(self.good)
             trainer.optimizer.state.clear()
-            trainer.zero_momentum(trainer.optimizer)
+            if trainer.scaler is not None:   # a fused optimizer's buffers, as make_optimizer gave them
+                zero_momentum(trainer.optimizer)
             restored = (f"The weights were put back as they were at the start of epoch {record['epoch']}"
                         " (the optimizer's momentum was cleared); the history keeps this epoch's record.")
         steps, lr = record.get("nonfinite_steps") or 0, trainer.recipe.lr
