@@ -18,8 +18,9 @@ What it does for you, and why:
   on request. Without mixed precision no autocast context is entered at all (before torch 2.5,
   even a disabled one raises on Apple's MPS).
 * **Honest in a notebook** (:mod:`d2lcnn.progress`). A progress bar and a live plot of the
-  curves; in a terminal, one line per epoch on stderr (stdout stays free for results). The stop button (or Ctrl-C) stops after the current step and keeps the model
-  and the history; ``fit()`` then continues exactly where it stopped.
+  curves; in a terminal, one line per epoch on stderr (stdout stays free for results). The stop
+  button (or Ctrl-C) stops after the current step and keeps the model and the history;
+  ``fit()`` then continues exactly where it stopped.
 * **Checkpoints** (:mod:`d2lcnn.checkpoint`) hold model, optimizer, history, recipe and data
   settings; they are written atomically and loaded all or nothing: one of another architecture,
   or one that does not fit, is refused before anything changes.
@@ -457,7 +458,9 @@ class Trainer:
         epochs (warm-up included), continuing from the current weights.
 
         Raises TrainingDiverged when the loss becomes NaN/inf (the weights are put back as they
-        were at the start of that epoch, and the history keeps a record of it).
+        were at the start of that epoch, and the history keeps a record of it): the
+        :class:`~d2lcnn.watch.Divergence` watcher does that. Without it the fit ends there too,
+        with the record, but the weights stay as they became.
         """
         if epochs is not None:
             check_count("epochs", epochs, "fit(n) trains n more epochs.")
@@ -545,7 +548,8 @@ class Trainer:
                 lr = self.lr_at(plan["step"], total_steps)
                 self._step(X, y, lr, sums, plan)
                 if progress is not None:
-                    progress.step(epoch, self.step_in_epoch / plan["steps"], sums["loss"], sums["correct"], sums["seen"])
+                    progress.step(epoch, self.step_in_epoch / plan["steps"], sums["loss"], sums["correct"],
+                                  sums["seen"])
                 self._notify("on_step")
                 if self._stop:
                     break

@@ -114,7 +114,10 @@ def nonfinite_batches(trainer, epoch: int, training: bool) -> int:
 
     The batches are a function of (seed, epoch), so these are the ones the epoch saw.
     """
-    batches = itertools.islice(trainer.train_batches(epoch), trainer.plan["steps"]) if training else trainer.test_batches()
+    if training:
+        batches = itertools.islice(trainer.train_batches(epoch), trainer.plan["steps"])
+    else:
+        batches = trainer.test_batches()
     with torch.no_grad():
         return sum(int(not bool(torch.isfinite(X).all())) for X, _ in batches)
 
