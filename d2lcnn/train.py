@@ -532,11 +532,7 @@ class Trainer:
         epoch, total_steps = self.epoch, (plan["end"] - plan["start"]) * plan["steps"]
         batches = self.train_batches(epoch, start=self.step_in_epoch)
         partial = plan.get("partial") or {"loss": 0.0, "correct": 0, "nonfinite": 0, "seen": 0, "seconds": 0.0}
-        sums = {"loss": torch.full((), float(partial["loss"]), device=self.device),
-                "correct": torch.full((), int(partial["correct"]), device=self.device, dtype=torch.long),
-                "nonfinite": torch.full((), int(partial["nonfinite"]), device=self.device, dtype=torch.long),
-                "seen": int(partial["seen"])}
-        self._skipped = torch.full((), int(partial.get("skipped", 0)), device=self.device, dtype=torch.long)
+        sums = self._running_sums(partial)
         self._notify("on_epoch_start")
         self.model.train()
         start, lr = time.perf_counter(), None
@@ -573,6 +569,15 @@ class Trainer:
             if record.get("diverged"):   # a diverged fit ends here, with or without Divergence
                 self._plan, self._stop = None, True
         return record
+
+    def _running_sums(self, partial: dict) -> dict:
+        """The epoch's running sums on the device, from where an interrupted part left them (and
+        the steps the scaler skipped, in ``self._skipped``): no step waits for the host."""
+        self._skipped = torch.full((), int(partial.get("skipped", 0)), device=self.device, dtype=torch.long)
+        return {"loss": torch.full((), float(partial["loss"]), device=self.device),
+                "correct": torch.full((), int(partial["correct"]), device=self.device, dtype=torch.long),
+                "nonfinite": torch.full((), int(partial["nonfinite"]), device=self.device, dtype=torch.long),
+                "seen": int(partial["seen"])}
 
     def _end_epoch(self, plan: dict, sums: dict, partial: dict, lr: float, start: float) -> dict:
         """The epoch's record: evaluated when all its steps are done with a finite loss, else

@@ -9,9 +9,10 @@ A watcher is a Trainer callback (the same hooks a user's callback gets, all opti
 ``on_fit_start(trainer)``, ``on_epoch_start(trainer)``, ``on_step(trainer)`` after each counted
 step, and ``on_epoch_end(trainer, record)`` after each epoch that was not interrupted. Every
 Trainer gets :func:`d2lcnn.train.default_watchers`; ``Trainer(..., watchers=[...])`` gives
-others, and ``trainer.watchers`` is a plain list to remove one from. Without :class:`Divergence`
-a fit whose loss became NaN still stops and records the epoch as ``diverged``, but its weights
-stay as they became and nothing is raised.
+others, and ``trainer.watchers`` is a plain list to remove one from. The busy-CPU check
+(:class:`BusyCpu`) runs when :class:`Estimate` looks at the clock; ``Estimate(busy=None)`` leaves
+it out. Without :class:`Divergence` a fit whose loss became NaN still stops and records the
+epoch as ``diverged``, but its weights stay as they became and nothing is raised.
 
 What a watcher has said in a fit is kept in the plan's ``warned`` list, which checkpoints keep:
 a resumed fit does not say it again.
