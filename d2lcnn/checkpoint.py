@@ -16,13 +16,18 @@ and shapes) and a checksum of all of it. A float16 run also keeps its gradient s
   format version says which), every required key and its type, the checksum (torch does not
   verify its archive's CRCs, so a flipped byte would load silently), and every value that
   could not have been written by a run (a negative epoch, a NaN weight, a garbled history or
-  plan). The Trainer then checks the architecture, the structure, the shapes and the recipe,
-  and changes nothing until all passed.
+  plan).
+* For the Trainer (``Trainer.save``, ``load``, ``from_checkpoint``): :func:`state_of` gathers
+  what a Trainer writes; :func:`check_model` (architecture, shapes, structure), :func:`recipe_of`,
+  :func:`data_settings`, :func:`check_optimizer` and :func:`scaler_of` each check one part of a
+  file against the Trainer that is to receive it, so that ``load`` checks everything before it
+  changes anything; :func:`network_of` names the registered network a file holds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -31,6 +36,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from . import models as registry
+from .recipe import DATA_SETTINGS, Recipe
 
 FORMAT = "d2lcnn-checkpoint-3"
 """The format this version writes. Version 2 had no structure and no checksum; it is still read."""
@@ -307,3 +315,131 @@ def check_fields(path: str | os.PathLike, what: str, stored: dict, known: list[s
         parts = ([f"unknown {', '.join(map(str, unknown))}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])
         raise CheckpointError(f"{path}: its {what} does not match this version of d2lcnn ({'; '.join(parts)}). "
                               "Nothing was loaded.")
+
+
+# ----------------------------------------------------------------------------------------------
+# A Trainer's checkpoint: what goes in, and what must fit before anything comes out
+# ----------------------------------------------------------------------------------------------
+
+def copy_plan(plan: dict) -> dict:
+    """A copy of a fit's plan (nested dicts and lists copied too)."""
+    return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in plan.items()}
+
+
+def state_of(trainer) -> dict:
+    """What :func:`save` writes for ``trainer``: model, optimizer, history, recipe, data settings,
+    position, the plan of an interrupted fit, the model's structure, and a float16 run's scaler."""
+    state = {"format": FORMAT, "arch": trainer.name,
+             "model": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+             "optimizer": trainer.optimizer.state_dict(), "history": trainer.history,
+             "recipe": dataclasses.asdict(trainer.recipe),
+             "data": {key: getattr(trainer.data, key) for key in DATA_SETTINGS},
+             "epoch": trainer.epoch,
+             "plan": copy_plan(trainer.plan) if trainer.plan else None,
+             "structure": structure(trainer.model)}
+    if trainer.scaler is not None:    # float16: a resumed run goes on at the scale it had found
+        state["scaler"] = trainer.scaler.state_dict()
+    return state
+
+
+def network_of(path: str | os.PathLike, state: dict) -> registry.ModelSpec:
+    """The registered network a checkpoint holds (``arch`` "resnet18/fashion"), or CheckpointError."""
+    name, _, config = state["arch"].partition("/")
+    try:
+        return registry.spec(name, config or "fashion")
+    except KeyError:
+        raise CheckpointError(f"{path} holds {state['arch']!r}, which is not a registered network; "
+                              "build it yourself and use Trainer(model, ...).load(path).") from None
+
+
+def recipe_of(path: str | os.PathLike, state: dict) -> Recipe:
+    """The checkpoint's Recipe, refused when a field is unknown, missing or invalid."""
+    check_fields(path, "recipe", state["recipe"], [f.name for f in dataclasses.fields(Recipe)])
+    try:
+        return Recipe(**state["recipe"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its recipe is invalid ({exc}). Nothing was loaded.") from None
+
+
+def check_model(path: str | os.PathLike, state: dict, model: nn.Module, name: str) -> None:
+    """Refuse a checkpoint whose architecture ``name``, weights' shapes or structure differ from ``model``'s.
+
+    A ``lenet/fashion`` checkpoint does not go into ``lenet/paper``, even where the shapes would fit.
+    """
+    ours, theirs = model.state_dict(), state["model"]
+    problems = [f"{k}: {tuple(theirs[k].shape)} in the file, {tuple(ours[k].shape)} in the model"
+                for k in ours if k in theirs and theirs[k].shape != ours[k].shape]
+    problems += [f"missing {k}" for k in ours if k not in theirs]
+    problems += [f"unexpected {k}" for k in theirs if k not in ours]
+    if state["arch"] != name or problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise CheckpointError(
+            f"{path} holds a checkpoint of {state['arch']!r}, but this model is {name!r}"
+            + (f" and does not fit it: {shown}" if problems else "") + ". Nothing was loaded. Build the same "
+            "architecture (models.build with the name and configuration of the checkpoint), or use "
+            "Trainer.from_checkpoint(path).")
+    # A version-2 file records no structure: its names and shapes were checked above.
+    differ = structure_differences(state["structure"], structure(model)) if "structure" in state else []
+    if differ:
+        raise CheckpointError(
+            f"{path} holds a {state['arch']!r} built differently from this model: {'; '.join(differ)}. "
+            "Nothing was loaded. Build the network as it was trained (the same models.build arguments, e.g. "
+            "activation=nn.ReLU), then load it with Trainer(model, ...).load(path).")
+
+
+def data_settings(path: str | os.PathLike, state: dict, data, own_data: bool) -> dict | None:
+    """The data settings to rebuild ``data`` with, or None when ``data`` is as the checkpoint's run saw it.
+
+    A Trainer that made its data (``own_data``) rebuilds it; one given other data refuses a
+    checkpoint trained on data prepared differently (the seed aside).
+    """
+    check_fields(path, "data settings", state["data"], list(DATA_SETTINGS))
+    if own_data:
+        return state["data"] if any(getattr(data, k) != v for k, v in state["data"].items()) else None
+    differ = [f"{k}={v!r} in the checkpoint, {getattr(data, k)!r} in this Trainer's data"
+              for k, v in state["data"].items() if k != "seed" and getattr(data, k) != v]
+    if differ:
+        raise CheckpointError(
+            f"{path} was trained on data prepared differently: {'; '.join(differ)}. Nothing was "
+            "loaded. Give the Trainer FashionMNIST(...) with the checkpoint's settings, or no data "
+            "at all (it then makes the checkpoint's).")
+    return None
+
+
+def check_optimizer(path: str | os.PathLike, state: dict, optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Refuse an optimizer state that does not fit ``optimizer``'s parameter groups."""
+    trial = torch.optim.SGD([{"params": g["params"]} for g in optimizer.param_groups], lr=lr)
+    try:
+        trial.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: its optimizer state does not fit this model ({exc}). "
+                              "Nothing was loaded.") from None
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Load ``saved`` (checked by :func:`check_optimizer`) into ``optimizer``, which stays fused or
+    not as its Trainer made it, whatever the saver's was."""
+    fused = [group.get("fused") for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, ours in zip(optimizer.param_groups, fused):
+        group["fused"] = ours
+
+
+def unfinished_plan(state: dict) -> dict | None:
+    """A copy of the plan of the fit the checkpoint's run was in, or None when it had finished."""
+    plan = state["plan"]
+    return copy_plan(plan) if plan and not plan["done"] else None
+
+
+def scaler_of(path: str | os.PathLike, state: dict, scaler, device_type: str):
+    """A float16 run's gradient scaler at the checkpoint's scale; ``scaler`` itself when there is
+    none (a Trainer without a scaler ignores the checkpoint's)."""
+    if scaler is None or not state.get("scaler"):
+        return scaler
+    scaler = torch.amp.GradScaler(device_type)
+    try:
+        scaler.load_state_dict(state["scaler"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its gradient scaler's state is damaged ({exc}). "
+                              "Nothing was loaded.") from None
+    return scaler

@@ -13,6 +13,9 @@ import torch
 
 QUICK_ENV = "D2LCNN_QUICK"
 
+QUICK = {"epochs": 1, "steps": 5, "batch_size": 32, "eval_examples": 256}
+"""What quick mode allows at most: epochs per fit, steps per epoch, batch size, test examples."""
+
 BF16_FLAGS = {"amx_bf16": "AMX", "avx512_bf16": "AVX512-BF16"}
 """The CPU flags (Linux's /proc/cpuinfo names) of instructions that compute bfloat16 in hardware."""
 
@@ -59,6 +62,6 @@ def quick_mode() -> bool:
     """True when ``$D2LCNN_QUICK`` is set to anything but ``0``/``false``/empty.
 
     CI sets it so that every notebook runs in seconds on a CPU without a change to its code:
-    the Trainer then caps epochs, steps and evaluation data (see ``d2lcnn.train``).
+    the Trainer then caps epochs, steps, batch size and evaluation data at :data:`QUICK`.
     """
     return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no")

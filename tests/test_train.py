@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from d2lcnn import curves, data, models, train
+from d2lcnn import curves, data, models, progress, train
 from d2lcnn.models.lenet import classifier, conv_block
 from d2lcnn.runtime import QUICK_ENV
 
@@ -510,8 +510,8 @@ def test_notebook_bar_ends_on_the_last_epochs_figures(small, monkeypatch):
     monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: None)
     monkeypatch.setattr(curves.LiveCurves, "due", lambda self: False)     # never due mid-epoch
     postfix = []
-    close = train._Progress.close
-    monkeypatch.setattr(train._Progress, "close", lambda self: postfix.append(self.bar.postfix) or close(self))
+    close = progress.Progress.close
+    monkeypatch.setattr(progress.Progress, "close", lambda self: postfix.append(self.bar.postfix) or close(self))
     t = make(small)
     t.fit()
     last = t.history[-1]
