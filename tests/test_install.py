@@ -258,7 +258,7 @@ def test_first_cell_installs_d2lcnn_from_git_into_a_colab_like_venv(tmp_path):
     assert not missing, f"tracked package files the install left out: {missing}"
     walk = ("import d2lcnn, importlib, pkgutil, ipywidgets\n"
             "for m in pkgutil.walk_packages(d2lcnn.__path__, 'd2lcnn.'):\n"
-            "    if m.name != 'd2lcnn.__main__': importlib.import_module(m.name)\n"
+            "    if not m.name.endswith('.__main__'): importlib.import_module(m.name)\n"
             "import torch, torchvision\n"
             "print(d2lcnn.__file__, ipywidgets.__version__, torch.__file__, torchvision.__file__)")
     where, widgets, *torches = _check(_run([python, "-c", walk], student, _env()),
