@@ -165,6 +165,22 @@ def _as_int(answer) -> int | None:
     return int(value) if value is not None and value.is_integer() else None
 
 
+def _whole_number(answer, truth: int, right: str, form: str) -> tuple[Verdict | None, int | None]:
+    """The first steps of a check whose answer is one whole number: none yet, right (``right`` is
+    printed) or not a whole number (refused, saying the ``form``). Returns the verdict that ends the
+    check, or ``(None, value)``: a wrong number, for the check's own hints."""
+    if answer is None:
+        print(NOT_YET)
+        return WRONG, None
+    value = _as_int(answer)
+    if value == truth:
+        print(right)
+        return RIGHT, value
+    if value is None:
+        return _not_yet(answer, form), None
+    return None, value
+
+
 def _as_shape(answer) -> tuple[int, ...] | None:
     """A shape from a tuple or list of whole numbers, or from a string like "(1, 6, 24, 24)"."""
     if _refused(answer):
@@ -273,16 +289,11 @@ def check_params(answer: int | str | None, module: nn.Module, hint: str = "",
     First wrong answer: too many or too few, the layers that hold parameters and the formula
     (or ``hint`` when given). Second: the count, tensor by tensor.
     """
-    if answer is None:
-        print(NOT_YET)
-        return WRONG
     truth = count_params(module)
-    value = _as_int(answer)
-    if value == truth:
-        print(f"Right: {truth:,} parameters.")
-        return RIGHT
-    if value is None:
-        return _not_yet(answer, "a parameter count is one whole number like 1234 or '1,234'")
+    verdict, value = _whole_number(answer, truth, f"Right: {truth:,} parameters.",
+                                   "a parameter count is one whole number like 1234 or '1,234'")
+    if verdict is not None:
+        return verdict
     question = question if question is not None else ("params", repr(module))
     formula = _param_formula(module)
     worked, same = _wrong_try(question, value)
@@ -347,19 +358,14 @@ def check_receptive_field(answer: int | str | None, model: nn.Module, input_shap
     """
     from .viz.receptive import receptive_fields
 
-    if answer is None:
-        print(NOT_YET)
-        return WRONG
     wrapped = model if any(True for _ in model.children()) else nn.Sequential(model)   # rows name children
     layers = dict(wrapped.named_modules())
     rows = [r for r in receptive_fields(wrapped, tuple(input_shape)) if hasattr(layers[r["name"]], "kernel_size")]
     truth = int(rows[-1]["rf"])
-    value = _as_int(answer)
-    if value == truth:
-        print(f"Right: one unit sees {truth}x{truth} input pixels.")
-        return RIGHT
-    if value is None:
-        return _not_yet(answer, "a receptive field is one whole number of pixels, the side of the square")
+    verdict, value = _whole_number(answer, truth, f"Right: one unit sees {truth}x{truth} input pixels.",
+                                   "a receptive field is one whole number of pixels, the side of the square")
+    if verdict is not None:
+        return verdict
     question = question if question is not None else ("field", repr(model), tuple(input_shape))
     worked, same = _wrong_try(question, value)
     if worked:
