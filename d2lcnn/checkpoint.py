@@ -6,7 +6,8 @@ the recipe, the data pipeline's settings, how far training went (``epoch``) and,
 that was interrupted, where in it (``plan``); the model's structure (every module's type and
 settings, so that a LeNet built with ReLU is told apart from the sigmoid one of the same name
 and shapes) and a checksum of all of it. A float16 run also keeps its gradient scaler's state
-(``scaler``, optional: files without it load as before).
+(``scaler``), and a network built with plain keyword arguments keeps them (``build``, e.g.
+``{"adaptive_pool": True}``); both are optional: files without them load as before.
 
 * :func:`save` writes beside the destination and renames over it only when complete: a crash
   or a kill mid-write leaves the previous checkpoint intact. Temporary files carry the writer's
@@ -21,7 +22,7 @@ and shapes) and a checksum of all of it. A float16 run also keeps its gradient s
   what a Trainer writes; :func:`check_model` (architecture, shapes, structure), :func:`recipe_of`,
   :func:`data_settings`, :func:`check_optimizer` and :func:`scaler_of` each check one part of a
   file against the Trainer that is to receive it, so that ``load`` checks everything before it
-  changes anything; :func:`network_of` names the registered network a file holds.
+  changes anything; :func:`network_of` builds the registered network a file holds.
 """
 
 from __future__ import annotations
@@ -53,8 +54,12 @@ REQUIRED = {"format": str, "arch": str, "model": dict, "optimizer": dict, "histo
 ADDED_IN_3 = ("structure", "checksum")
 """The keys a version-2 file lacks."""
 
-OPTIONAL = {"scaler": dict}
-"""Keys a checkpoint may have, and their type: ``scaler``, the float16 gradient scaler's state."""
+OPTIONAL = {"scaler": dict, "build": dict}
+"""Keys a checkpoint may have, and their type: ``scaler``, the float16 gradient scaler's state;
+``build``, the keyword arguments of ``models.build`` the network was built with."""
+
+PLAIN = (bool, int, float, str, type(None))
+"""The values a recorded build argument may have (a file loads with ``weights_only=True``)."""
 
 PLAN = {"start": int, "end": int, "steps": int, "step": int, "done": bool, "partial": (dict, type(None)),
         "warned": list}
@@ -339,17 +344,35 @@ def state_of(trainer) -> dict:
              "structure": structure(trainer.model)}
     if trainer.scaler is not None:    # float16: a resumed run goes on at the scale it had found
         state["scaler"] = trainer.scaler.state_dict()
+    if build_arguments(trainer.build):
+        state["build"] = dict(trainer.build)
     return state
 
 
-def network_of(path: str | os.PathLike, state: dict) -> registry.ModelSpec:
-    """The registered network a checkpoint holds (``arch`` "resnet18/fashion"), or CheckpointError."""
+def build_arguments(kwargs: dict) -> bool:
+    """True when ``kwargs`` (a network's ``models.build`` arguments) are plain values a checkpoint
+    can record; an argument such as ``activation=nn.ReLU`` is not, and such a network is rebuilt by
+    hand (``Trainer(model, ...).load(path)``; its recorded structure tells a wrong rebuild)."""
+    return bool(kwargs) and all(isinstance(v, PLAIN) for v in kwargs.values())
+
+
+def network_of(path: str | os.PathLike, state: dict) -> nn.Module:
+    """A fresh network of the registered architecture a checkpoint holds (``arch``
+    "resnet18/fashion"), built with the arguments it records (``build``), or CheckpointError."""
     name, _, config = state["arch"].partition("/")
     try:
-        return registry.spec(name, config or "fashion")
+        spec = registry.spec(name, config or "fashion")
     except KeyError:
         raise CheckpointError(f"{path} holds {state['arch']!r}, which is not a registered network; "
                               "build it yourself and use Trainer(model, ...).load(path).") from None
+    kwargs = state.get("build", {})
+    if not all(isinstance(k, str) and isinstance(v, PLAIN) for k, v in kwargs.items()):
+        raise CheckpointError(f"{path}: its build arguments {kwargs!r} are not plain values. Nothing was loaded.")
+    try:
+        return spec.build(**kwargs)
+    except TypeError as exc:
+        raise CheckpointError(f"{path}: {state['arch']} cannot be built with its recorded arguments {kwargs!r} "
+                              f"({exc}). Nothing was loaded.") from None
 
 
 def recipe_of(path: str | os.PathLike, state: dict) -> Recipe:

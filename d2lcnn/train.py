@@ -223,6 +223,7 @@ class Trainer:
         self.quick = quick_mode()
         self.seed = seed
         self.name = name or getattr(model, "d2lcnn_name", type(model).__name__)
+        self.build = getattr(model, "d2lcnn_build", {})   # models.build's arguments, for checkpoints
         resize = data.resize if data is not None else self.recipe.resize
         # Given data is asked for one real image: a dataset of 3 channels (or another size) shows here.
         shape = tuple(data.sample(1)[0].shape) if data is not None and hasattr(data, "sample") else (1, 1, resize, resize)
@@ -258,8 +259,8 @@ class Trainer:
         ``fit()`` then finishes an interrupted run; ``fit(n)`` trains ``n`` more epochs.
         """
         state = checkpoint.read(path, map_location="cpu")
-        spec, recipe = checkpoint.network_of(path, state), checkpoint.recipe_of(path, state)
-        return cls(spec.build(), recipe=dataclasses.replace(recipe, init="none"), device=device,
+        model, recipe = checkpoint.network_of(path, state), checkpoint.recipe_of(path, state)
+        return cls(model, recipe=dataclasses.replace(recipe, init="none"), device=device,
                    seed=state["data"].get("seed", 0), **kwargs).load(path)
 
     # ------------------------------------------------------------------------------------------

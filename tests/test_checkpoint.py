@@ -172,6 +172,29 @@ def test_a_variant_network_of_the_same_name_is_refused_naming_both_sides(small, 
     assert all(torch.equal(a, b) for a, b in zip(same.model.parameters(), relu.model.parameters()))
 
 
+def test_a_network_built_with_arguments_comes_back_built_the_same(small, tmp_path):
+    # Lesson 03 builds AlexNet with adaptive_pool=True; a narrower MobileNet stands for it here.
+    half = train.Trainer(models.build("mobilenet_v1", width=0.5), data=small,
+                         recipe=train.Recipe.modern("mobilenet_v1", epochs=1))
+    path = half.save(tmp_path / "half.pt")
+    assert torch.load(path, weights_only=True)["build"] == {"width": 0.5}
+    again = train.Trainer.from_checkpoint(path, device="cpu")
+    assert checkpoint.structure(again.model) == checkpoint.structure(half.model)
+    assert all(torch.equal(a, b) for a, b in zip(again.model.parameters(), half.model.parameters()))
+    # Arguments the builder does not take are refused, saying which.
+    bad = rewrite(path, tmp_path / "bad.pt", build={"wide": 2})
+    with pytest.raises(checkpoint.CheckpointError, match="cannot be built with its recorded arguments.*'wide'"):
+        train.Trainer.from_checkpoint(bad, device="cpu")
+
+
+def test_arguments_that_are_not_plain_values_are_not_recorded(small, tmp_path):
+    from torch import nn
+
+    relu = train.Trainer(models.build("lenet", activation=nn.ReLU), data=small,
+                         recipe=train.Recipe.modern("lenet", epochs=1))
+    assert "build" not in torch.load(relu.save(tmp_path / "relu.pt"), weights_only=True)
+
+
 def flip_a_weight_byte(path, weight):
     """Change one byte inside ``weight``'s data in the file (torch does not check its archive's CRC)."""
     blob = bytearray(path.read_bytes())

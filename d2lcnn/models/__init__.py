@@ -48,10 +48,14 @@ class ModelSpec:
         """A fresh network of this configuration (keyword arguments go to the builder).
 
         The network is tagged with ``d2lcnn_name`` ("lenet/fashion"), which checkpoints record so
-        that loading one into another architecture can say which is which.
+        that loading one into another architecture can say which is which, and with
+        ``d2lcnn_build``, the keyword arguments it was built with, which checkpoints record when
+        they are plain values (``adaptive_pool=True``) so that ``Trainer.from_checkpoint`` builds
+        the same network again.
         """
         net = self.builder(**kwargs)
         net.d2lcnn_name = f"{self.name}/{self.config}"
+        net.d2lcnn_build = dict(kwargs)
         return net
 
 
