@@ -19,8 +19,8 @@ What it does for you, and why:
   even a disabled one raises on Apple's MPS).
 * **Honest in a notebook** (:mod:`d2lcnn.progress`). A progress bar and a live plot of the
   curves; in a terminal, one line per epoch on stderr (stdout stays free for results). The stop
-  button (or Ctrl-C) stops after the current step and keeps the model and the history;
-  ``fit()`` then continues exactly where it stopped.
+  button (or Ctrl-C) stops after the current step (:mod:`d2lcnn.interrupt`) and keeps the model
+  and the history; ``fit()`` then continues exactly where it stopped.
 * **Checkpoints** (:mod:`d2lcnn.checkpoint`) hold model, optimizer, history, recipe and data
   settings; they are written atomically and loaded all or nothing: one of another architecture,
   or one that does not fit, is refused before anything changes.
@@ -40,8 +40,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from numbers import Integral
@@ -55,6 +53,7 @@ from . import checkpoint
 from . import models as registry
 from .data import CLASSES, FashionMNIST
 from .guards import ArgumentError, check_count, check_model_fits
+from .interrupt import StopRequest
 from .progress import Progress, in_notebook
 from .recipe import DATA_SETTINGS, Recipe, init_weights, make_optimizer
 from .runtime import QUICK, default_device, native_bf16, quick_mode
@@ -93,7 +92,7 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
 
     CUDA: bfloat16 on GPUs that have it natively (compute capability >= 8.0), else float16;
     ``torch.cuda.is_bf16_supported()`` says True on a T4 too, where bf16 is emulated and slow.
-    float16 needs a gradient scaler (see ``Trainer._scaled_update``). CPU: bfloat16 where the CPU
+    float16 needs a gradient scaler (see :func:`scaled_update`). CPU: bfloat16 where the CPU
     has bfloat16 instructions (:func:`d2lcnn.runtime.native_bf16`), never where it would be
     emulated. Elsewhere None.
     """
@@ -177,6 +176,28 @@ def _check_arguments(model, recipe, seed) -> None:
                             "the same seed gives the same network and the same run.")
 
 
+def scaled_update(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                  parameters, clip_grad_norm: float | None) -> torch.Tensor:
+    """The float16 update: scaled backward, unscale, clip, then step unless gradients overflowed.
+
+    float16 cannot hold gradients below about 6e-8, so the scaler multiplies the loss before
+    the backward pass and divides the gradients after it. When they overflowed (inf or NaN)
+    the step is skipped and the scale halved; a few skips at the start are how the scaler finds
+    its scale. Returns 1 (a device tensor) for a skipped step, else 0: the Trainer sums them in
+    ``_skipped``, read once per epoch into the history's ``skipped_steps``.
+
+    Host reads per step: none. The scaler must know whether to skip; with a plain optimizer it
+    reads that from the device at every step, so the optimizer here is fused (one kernel that
+    takes the overflow flag as a device tensor and skips on the device).
+    """
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    norm = nn.utils.clip_grad_norm_(parameters, clip_grad_norm or math.inf)
+    scaler.step(optimizer)
+    scaler.update()
+    return ~torch.isfinite(norm)     # the scaler's own test: an inf or NaN gradient
+
+
 class Trainer:
     """Train and evaluate a network on Fashion-MNIST.
 
@@ -246,9 +267,7 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch = 0              # finished epochs
         self._plan: dict | None = None   # the current fit: epochs to reach, steps, position
-        self._stop = False
-        self._in_step = False       # a second Ctrl-C waits for the step to be applied and counted
-        self._raise_after_step = False
+        self.stopping = StopRequest()   # the stop button, Ctrl-C and stop(): after the current step
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device | None = None,
@@ -289,12 +308,12 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if cuda else None)
         if path.compile:
             self.forward_model = torch.compile(self.forward_model)
-        # float16 (a T4) needs a gradient scaler; its optimizer is then fused (see _scaled_update).
+        # float16 (a T4) needs a gradient scaler; its optimizer is then fused (see scaled_update).
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         self._skipped = torch.zeros((), device=self.device, dtype=torch.long)   # steps the scaler skipped
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        """The recipe's SGD, fused for float16 (see _scaled_update), counting its updates."""
+        """The recipe's SGD, fused for float16 (see scaled_update), counting its updates."""
         optimizer = make_optimizer(self.model, self.recipe, fused=self.scaler is not None)
         # Counts the updates really applied, so that an interrupt landing between the update and
         # the loop's own count cannot make a resumed fit apply that update twice.
@@ -364,34 +383,15 @@ class Trainer:
             logits = self.forward_model(self._prepare(X))
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.recipe.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:       # float16: see _scaled_update
-            self._scaled_update(loss)
+        if self.scaler is not None:       # float16: see scaled_update
+            self._skipped += scaled_update(self.scaler, self.optimizer, loss, self.model.parameters(),
+                                           self.recipe.clip_grad_norm)
         else:
             loss.backward()
             if self.recipe.clip_grad_norm:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_grad_norm)
             self.optimizer.step()
         return loss.detach(), (logits.argmax(1) == y).sum()
-
-    def _scaled_update(self, loss: torch.Tensor) -> None:
-        """The float16 update: scaled backward, unscale, clip, then step unless gradients overflowed.
-
-        float16 cannot hold gradients below about 6e-8, so the scaler multiplies the loss before
-        the backward pass and divides the gradients after it. When they overflowed (inf or NaN)
-        the step is skipped and the scale halved; a few skips at the start are how the scaler finds
-        its scale. Skipped steps are counted in ``self._skipped`` (a device tensor, read once per
-        epoch into the history's ``skipped_steps``).
-
-        Host reads per step: none. The scaler must know whether to skip; with a plain optimizer it
-        reads that from the device at every step, so the optimizer here is fused (one kernel that
-        takes the overflow flag as a device tensor and skips on the device).
-        """
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip_grad_norm or math.inf)
-        self._skipped += ~torch.isfinite(norm)     # the scaler's own test: an inf or NaN gradient
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
 
     @torch.no_grad()
     def evaluate(self, limit: int | None = None) -> dict:
@@ -421,34 +421,7 @@ class Trainer:
 
     def stop(self) -> None:
         """Ask a running ``fit`` to stop after the current step (what the stop button does)."""
-        self._stop = True
-
-    @contextlib.contextmanager
-    def _stop_on_interrupt(self):
-        """While training, SIGINT (Ctrl-C, the notebook's stop button) sets the stop flag.
-
-        A second interrupt while stopping raises ``KeyboardInterrupt`` as usual, but never in the
-        middle of a step: it waits until the step's update is applied and counted.
-        """
-        self._stop = False
-        self._raise_after_step = False
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum, frame):
-            if not self._stop:
-                self._stop = True
-            elif self._in_step:
-                self._raise_after_step = True
-            else:
-                raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        self.stopping.request()
 
     def fit(self, epochs: int | None = None) -> None:
         """Train for ``epochs`` more epochs (default: the recipe's); results go to ``history``.
@@ -471,8 +444,8 @@ class Trainer:
         self._notify("on_fit_start")
         progress = Progress(self, in_notebook()) if self.rank == 0 else None
         try:
-            with self._stop_on_interrupt():
-                while self.epoch < plan["end"] and not self._stop:
+            with self.stopping.catching_interrupts():    # Ctrl-C: stop after the current step
+                while self.epoch < plan["end"] and not self.stopping.requested:
                     self._run_epoch(plan, progress)
         except KeyboardInterrupt:
             # An interrupt the handler could not turn into a flag (outside the main thread, or a
@@ -510,8 +483,7 @@ class Trainer:
         """One counted step: the update and its bookkeeping happen together or not at all."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self._in_step = True
-        try:
+        with self.stopping.step():
             loss, right = self.train_step(X, y)
             sums["loss"] += loss * len(y)
             sums["correct"] += right
@@ -519,10 +491,6 @@ class Trainer:
             sums["seen"] += len(y)
             plan["step"] += 1
             self._counted = self._updates
-        finally:
-            self._in_step = False
-        if self._raise_after_step:
-            raise KeyboardInterrupt
 
     def _run_epoch(self, plan: dict, progress) -> dict:
         """One epoch, or the rest of an interrupted one: its steps, its record, the watchers' turn.
@@ -548,13 +516,13 @@ class Trainer:
                     progress.step(epoch, self.step_in_epoch / plan["steps"], sums["loss"], sums["correct"],
                                   sums["seen"])
                 self._notify("on_step")
-                if self._stop:
+                if self.stopping.requested:
                     break
         except KeyboardInterrupt:
             # A raw KeyboardInterrupt (no handler of ours: outside the main thread): stop now and
             # still record the partial epoch. An update applied but not yet counted is counted
             # (its loss is not in the sums); one cut short is redone by the next fit().
-            self._stop = True
+            self.stopping.request()
             if self._updates > self._counted:
                 plan["step"] += 1
         if lr is None:
@@ -568,7 +536,8 @@ class Trainer:
                 self._notify("on_epoch_end", record)   # Divergence, the first watcher, raises on a diverged record
         finally:
             if record.get("diverged"):   # a diverged fit ends here, with or without Divergence
-                self._plan, self._stop = None, True
+                self._plan = None
+                self.stopping.request()
         return record
 
     def _running_sums(self, partial: dict) -> dict:
@@ -596,7 +565,7 @@ class Trainer:
             try:
                 evaluated = self.evaluate()
             except KeyboardInterrupt:
-                self._stop = True
+                self.stopping.request()
         if evaluated is None:
             plan["partial"] = {"loss": loss_sum, "correct": correct, "nonfinite": nonfinite, "seen": seen,
                                "seconds": train_seconds, "skipped": skipped}

@@ -517,3 +517,24 @@ def test_notebook_bar_ends_on_the_last_epochs_figures(small, monkeypatch):
     last = t.history[-1]
     assert f"acc={last['train_acc']:.3f}" in postfix[0] and f"test_acc={last['test_acc']:.3f}" in postfix[0]
     assert "epoch=2" in postfix[0]
+
+
+def test_the_stop_request_alone():
+    """The first SIGINT raises the flag; a second one during a step waits for the step's end; a
+    further one outside a step raises at once; the previous handler comes back."""
+    from d2lcnn.interrupt import StopRequest
+
+    before, stop = signal.getsignal(signal.SIGINT), StopRequest()
+    with stop.catching_interrupts():
+        assert not stop.requested
+        signal.raise_signal(signal.SIGINT)
+        assert stop.requested
+        finished = False
+        with pytest.raises(KeyboardInterrupt):
+            with stop.step():
+                signal.raise_signal(signal.SIGINT)
+                finished = True
+        assert finished
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
