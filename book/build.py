@@ -115,7 +115,7 @@ def landing_page(paths: list[Path]) -> str:
              f'network: accuracy against FLOPs"></div>\n' if finale else "")
     mode = ("**Quick mode.** This build ran every lesson in quick mode (`D2LCNN_QUICK=1`): its curves "
             "and accuracies mean nothing.\n\n" if quick() else "")
-    return f"""# Convolutional networks, LeNet to EfficientNet
+    return f"""# Convolutional networks, LeNet to ConvNeXt
 
 Interactive lessons, one per architecture, that build each network from the blocks of a small
 helper package (`d2lcnn`), train it on Fashion-MNIST and open it up with widgets: learned filters,

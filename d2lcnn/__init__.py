@@ -1,4 +1,4 @@
-"""d2lcnn: the helper package of the notebooks on convolutional networks, LeNet to EfficientNet.
+"""d2lcnn: the helper package of the notebooks on convolutional networks, LeNet to ConvNeXt.
 
 Modules, one concern each:
 
