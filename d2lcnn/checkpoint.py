@@ -344,12 +344,12 @@ def state_of(trainer) -> dict:
              "structure": structure(trainer.model)}
     if trainer.scaler is not None:    # float16: a resumed run goes on at the scale it had found
         state["scaler"] = trainer.scaler.state_dict()
-    if build_arguments(trainer.build):
+    if recordable(trainer.build):
         state["build"] = dict(trainer.build)
     return state
 
 
-def build_arguments(kwargs: dict) -> bool:
+def recordable(kwargs: dict) -> bool:
     """True when ``kwargs`` (a network's ``models.build`` arguments) are plain values a checkpoint
     can record; an argument such as ``activation=nn.ReLU`` is not, and such a network is rebuilt by
     hand (``Trainer(model, ...).load(path)``; its recorded structure tells a wrong rebuild)."""
