@@ -273,20 +273,26 @@ def test_published_results_are_valid_and_the_readme_shows_them():
     assert benchmark.markdown(data) in readme
 
 
-def test_published_prefers_gpu_then_full_data_then_complete(tmp_path, monkeypatch):
-    def write(name, device, complete, date, subset=None, epochs=10):
+def test_published_prefers_full_data_then_complete_then_coverage_then_gpu(tmp_path, monkeypatch):
+    def write(name, device, complete, date, subset=None, epochs=10, trained=1):
+        models_ = {f"net{i}": {"test_acc_mean": 0.9} for i in range(trained)}
         (tmp_path / name).write_text(json.dumps({"format": benchmark.FORMAT, "device": device, "complete": complete,
-                                                 "date": date, "settings": {"subset": subset, "epochs": epochs}}))
-    write("smoke.json", "cpu", True, "2026-12-03", subset=200, epochs=3)
-    write("full.json", "cpu", False, "2026-12-01")
+                                                 "date": date, "settings": {"subset": subset, "epochs": epochs},
+                                                 "models": models_}))
+    write("smoke.json", "cpu", True, "2026-12-03", subset=200, epochs=3, trained=17)
+    write("full.json", "cpu", False, "2026-12-01", trained=14)
     monkeypatch.setattr(report, "PUBLISHED", tmp_path)
     assert benchmark.published()["date"] == "2026-12-01"     # full data, though cut short, over a newer smoke run
-    write("full2.json", "cpu", True, "2026-11-30", epochs=None)
+    write("gpu-smoke.json", "cuda", True, "2026-11-02", subset=128, epochs=1, trained=17)
+    assert benchmark.published()["date"] == "2026-12-01"     # a GPU smoke run does not replace full data
+    write("gpu-cut.json", "cuda", False, "2026-11-04", trained=12)
+    assert benchmark.published()["date"] == "2026-12-01"     # both cut short: more networks trained wins
+    write("gpu-cut2.json", "cuda", False, "2026-11-05", trained=14)
+    assert benchmark.published()["date"] == "2026-11-05"     # as many networks: the GPU's
+    write("full2.json", "cpu", True, "2026-11-30", epochs=None, trained=17)
     assert benchmark.published()["date"] == "2026-11-30"     # complete over cut short
-    write("gpu-smoke.json", "cuda", True, "2026-11-02", subset=128, epochs=1)
-    assert benchmark.published()["date"] == "2026-11-02"     # any GPU run over the CPU's
-    write("gpu.json", "cuda", False, "2026-11-01")
-    assert benchmark.published()["date"] == "2026-11-01"     # a GPU run on all the data over a GPU smoke run
+    write("gpu.json", "cuda", True, "2026-11-01", trained=17)
+    assert benchmark.published()["date"] == "2026-11-01"     # complete both: the GPU's over the CPU's
 
 
 def test_the_speedrun_trains_for_its_recipes_epochs_unless_told():

@@ -1,7 +1,15 @@
-"""Gather the full-data CPU runs into one results file in the benchmark's format.
+"""Gather separate full-data runs into one results file in the benchmark's format.
 
     .venv/bin/python tools/full_results.py measurements/cpu-full-10-epochs.json \
         measurements/cpu-full-runs.jsonl -o d2lcnn/results/cpu-full.json
+    .venv/bin/python tools/full_results.py measurements/gpu-h200-runs.jsonl \
+        --bench measurements/gpu-h200/bench-all-cut.json -o d2lcnn/results/gpu-h200.json
+
+The GPU runs (one H200, 2026-12-04, the only GPU time this project has had) were four short calls:
+a ``bench --all`` cut short by its budget, whose speedrun seeds and book comparisons ``--bench``
+takes (its 1-epoch timing runs are left out: cuDNN's autotuning in that first epoch made them 2 to
+4 times slower than the epochs after it), then 11 networks trained with ``python -m d2lcnn train``,
+3 or 4 started together on the GPU. Each run's line says which (``concurrent``, ``note``).
 
 The runs were made one network and seed at a time with ``python -m d2lcnn train`` (or the same
 Trainer from a script that saved a checkpoint after every epoch, so that a cut-off run resumed),
@@ -25,11 +33,18 @@ from d2lcnn import benchmark, models  # noqa: E402
 from d2lcnn.train import CHANCE, Recipe  # noqa: E402
 
 
-NOTE = ("These are separate full runs (`python -m d2lcnn train`, or the same Trainer from a script that "
+NOTES = {"cpu": ("These are separate full runs (`python -m d2lcnn train`, or the same Trainer from a script that "
         "saved a checkpoint per epoch), made in the background over several sessions while other work ran "
         "on the same 2 cores: one PyTorch thread each, usually two runs side by side, the machine often "
         "busier still. Their accuracies are what the recipe gives; their seconds are what a busy 2-core CPU "
-        "gave, slower than an idle one. Networks listed as not run have no full-data run yet.")
+        "gave, slower than an idle one. Networks listed as not run have no full-data run yet."),
+         "cuda": ("These are separate full runs (`python -m d2lcnn train MODEL --device cuda --seed 0`) on one "
+                  "H200, three or four started together, so that each run's seconds are shared with the others "
+                  "(an upper bound of the network's time alone; VGG-11's epochs took 14.8 s beside two others and "
+                  "4.5 s once they had finished). The speedrun's seeds and the comparisons with the book's loop "
+                  "ran alone, in a `bench --all` cut short by its time budget. Networks listed as not run did not "
+                  "fit in the 15 minutes of GPU time this project had.")}
+"""What each device's file says about how its runs were made (``markdown`` prints it under the table)."""
 
 
 THREE_SEEDS_WITHIN_S = 20 * 60
@@ -54,7 +69,7 @@ def job(run: dict) -> dict:
     speed = speed if isinstance(speed, list) else [speed] * len(accs)
     timed = slice(1, None) if len(accs) > 1 else slice(None)
     return {"kind": "train", "role": "full", "model": run["model"], "seed": run["seed"],
-            "epochs": len(accs), "subset": None, "device": "cpu",
+            "epochs": len(accs), "subset": None, "device": run.get("device", "cpu"),
             "resize": run.get("resize", Recipe.modern(run["model"]).resize), "build": run.get("build"),
             "threads": run["threads"], "concurrent": run.get("concurrent", 2 if run["threads"] == 1 else 1),
             "test_acc": run["test_acc"], "test_acc_by_epoch": accs,
@@ -65,29 +80,50 @@ def job(run: dict) -> dict:
             "warmed_up": False, "finished": run.get("finished")}
 
 
+def bench_jobs(path: Path) -> list[dict]:
+    """From a ``bench --all`` results file: its speedrun seeds and book comparisons (run alone), not
+    its short timing runs, whose single epoch holds the device's warm-up."""
+    return [j for j in json.loads(path.read_text())["jobs"]
+            if "error" not in j and (j["kind"] == "book" or j.get("role") == "speedrun")]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sources", nargs="+", type=Path)
+    p.add_argument("--bench", type=Path, help="a bench --all results file whose speedrun and book jobs join the runs")
     p.add_argument("-o", "--out", type=Path, required=True)
     args = p.parse_args()
-    jobs = [job(r) for source in args.sources for r in runs_of(source)]
+    runs = [r for source in args.sources for r in runs_of(source)]
+    devices = {r.get("device", "cpu") for r in runs}
+    if len(devices) != 1:
+        p.error(f"runs of one device per results file, got {sorted(devices)}")
+    device = devices.pop()
+    jobs = [job(r) for r in runs] + (bench_jobs(args.bench) if args.bench else [])
     order = [s.name for s in models.specs("fashion")]
-    jobs.sort(key=lambda j: (order.index(j["model"]) if j["model"] in order else len(order), j["model"], j["seed"]))
+    jobs.sort(key=lambda j: (order.index(j["model"]) if j["model"] in order else len(order), j["model"], j["kind"],
+                             j.get("seed") or 0))
     names = list(dict.fromkeys(j["model"] for j in jobs))
     missing = [m for m in order if m not in names]
     env = benchmark.environment("cpu")
-    dates = sorted(str(j["finished"] or "")[:10] for j in jobs if j.get("finished"))
+    if device != "cpu":      # gathered here, measured there: the GPU's name and versions come from the runs
+        env.update(device=device, device_name=runs[0]["device_name"], torch=runs[0]["torch"], cpu_count=None,
+                   torchvision=None, python=None)
+    trained = [j for j in jobs if j["kind"] == "train"]
+    dates = sorted(str(j.get("finished") or "")[:10] for j in trained if j.get("finished"))
     data = {"format": benchmark.FORMAT,
-            "command": "python -m d2lcnn train MODEL --device cpu --seed SEED [--resize R] (one run at a time; "
-                       "see tools/full_results.py)",
+            "command": f"python -m d2lcnn train MODEL --device {device} --seed SEED [--resize R] ("
+                       + ("one run at a time" if device == "cpu" else "3 or 4 runs at a time") + "; see tools/full_results.py)",
             **env, "date": (dates[-1] if dates else env["date"][:10]) + "T00:00:00+00:00",
-            "settings": {"models": names, "seeds": max(j["seed"] for j in jobs) + 1, "epochs": 10, "subset": None,
-                         "book": False, "book_epochs": 1, "book_subset": None, "timing_epochs": 0,
-                         "jobs": 2, "budget": None, "device": "cpu", "cache": None,
-                         "planned_seeds": {m: 3 if min(j["train_seconds"] for j in jobs if j["model"] == m)
-                                           <= THREE_SEEDS_WITHIN_S else 1 for m in names}},
-            "complete": not missing, "elapsed_s": round(sum(j["train_seconds"] for j in jobs), 1),
-            "note": NOTE, "jobs": jobs,
+            "settings": {"models": names, "seeds": max(j["seed"] for j in trained) + 1, "epochs": 10, "subset": None,
+                         "book": any(j["kind"] == "book" for j in jobs), "book_epochs": 1,
+                         "book_subset": next((j.get("book_subset") for j in jobs if j["kind"] == "book"), None),
+                         "timing_epochs": 0, "jobs": max(j.get("concurrent") or 1 for j in trained), "budget": None,
+                         "device": device, "cache": None,
+                         "planned_seeds": {m: 3 if m == benchmark.SPEEDRUN or min(
+                             j["train_seconds"] for j in trained if j["model"] == m) <= THREE_SEEDS_WITHIN_S else 1
+                             for m in names if any(j["model"] == m for j in trained)}},
+            "complete": not missing, "elapsed_s": round(sum(j["train_seconds"] for j in trained), 1),
+            "note": NOTES[device], "jobs": jobs,
             "skipped": [{"kind": "train", "role": "accuracy", "model": m, "seed": 0} for m in missing],
             "models": {}}
     data["models"] = benchmark.summarize(jobs, data["settings"]["planned_seeds"])

@@ -8,8 +8,10 @@
 #            8 at a time. One seed, not three: 42 ten-epoch runs cannot fit. Sized from FLOP
 #            counts: about 16 PFLOP in all (a step taken as 3x the forward FLOPs), 80-160 s at
 #            10-20% of the H200's 989 TFLOP/s bf16 peak, assumed for these small networks: an
-#            estimate, never measured. A budget stops new jobs at 225 s; what it cuts is listed in
-#            bench.md as not run, and the step fails (exit 3).
+#            estimate, never measured. A budget stops new jobs at 200 s; what it cuts is listed in
+#            bench.md as not run, and the step fails (exit 3). TOTAL, SEEDS and TIMING_EPOCHS
+#            change the sizing (e.g. STEPS=bench TOTAL=530 SEEDS=3 TIMING_EPOCHS=1: every second to
+#            the bench, seed-major, so that a budget that runs out leaves each network its seed 0 first).
 #   compile  train lenet --compile, 3 epochs (the time for its compilation comes out of the total
 #            before the bench gets the rest);
 #   nccl     torchrun with one process: a real NCCL process group (gloo in SMOKE), checked in nccl.json.
@@ -39,9 +41,14 @@ if [ "${SMOKE:-0}" = 1 ]; then
     export D2LCNN_QUICK=1     # bench ignores it; the two trainings take 5 steps
     BENCH_S=3600 COMPILE_S=3600 NCCL_S=3600   # limits that never bite on a slow CPU: a check, not a race
 else
-    TOTAL=450 COMPILE_S=75 NCCL_S=45
-    BENCH_S=$((TOTAL - COMPILE_S - NCCL_S - 30))     # 30 s for the setup above: 300 s
-    BENCH=(--seeds 1 --speedrun-seeds 3 --jobs 8 --book-subset 300 --budget $((BENCH_S - 75)))
+    # TOTAL (seconds of steps), SEEDS and TIMING_EPOCHS can be set from outside; a step left out of
+    # STEPS gives its time to the bench. The budget leaves the bench's last jobs 100 s to finish.
+    TOTAL=${TOTAL:-450} COMPILE_S=75 NCCL_S=45
+    case " $STEPS " in *" compile "*) ;; *) COMPILE_S=0 ;; esac
+    case " $STEPS " in *" nccl "*) ;; *) NCCL_S=0 ;; esac
+    BENCH_S=$((TOTAL - COMPILE_S - NCCL_S - 30))     # 30 s for the setup above: 300 s by default
+    BENCH=(--seeds "${SEEDS:-1}" --speedrun-seeds 3 --timing-epochs "${TIMING_EPOCHS:-2}" --jobs 8 --book-subset 300
+           --budget $((BENCH_S - 100)))
     TRAIN=(--epochs 3) GROUP=nccl
 fi
 { date -u; nvidia-smi 2>&1 | head -15; "$PY" -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.is_available())"; } >"$OUT/env.txt" 2>&1
