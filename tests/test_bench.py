@@ -271,6 +271,9 @@ def test_published_results_are_valid_and_the_readme_shows_them():
     assert data["device_name"] and data["date"] and data["command"].startswith("python -m d2lcnn ")
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert benchmark.markdown(data) in readme
+    for other in benchmark.committed():          # every full-data file has its table there, a GPU's too
+        if benchmark.full_data(other):
+            assert benchmark.markdown(other) in readme, other["device_name"]
 
 
 def test_published_prefers_full_data_then_complete_then_coverage_then_gpu(tmp_path, monkeypatch):

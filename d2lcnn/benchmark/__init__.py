@@ -40,9 +40,9 @@ from __future__ import annotations
 
 from .jobs import SPEEDRUN, SPEEDRUN_GOAL, Settings, plan
 from .measure import check_book_subset, compare_with_book, no_quick_mode, train_run
-from .report import FORMAT, device_label, full_data, load, markdown, published, summarize
+from .report import FORMAT, committed, device_label, full_data, load, markdown, published, summarize
 from .runner import environment, run_all, write_atomic
 
 __all__ = ["SPEEDRUN", "SPEEDRUN_GOAL", "Settings", "plan", "check_book_subset", "compare_with_book",
-           "no_quick_mode", "train_run", "FORMAT", "device_label", "full_data", "load", "markdown", "published",
+           "no_quick_mode", "train_run", "FORMAT", "committed", "device_label", "full_data", "load", "markdown", "published",
            "summarize", "environment", "run_all", "write_atomic"]

@@ -143,6 +143,15 @@ def trained_networks(data: dict) -> int:
     return sum(row.get("test_acc_mean") is not None for row in data.get("models", {}).values())
 
 
+def committed() -> list[dict]:
+    """Every committed results file (in :data:`PUBLISHED`), loaded, oldest name first."""
+    files = sorted(PUBLISHED.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no results file in {PUBLISHED}: run python -m d2lcnn bench --all and "
+                                "copy its results file there")
+    return [load(f) for f in files]
+
+
 def published() -> dict:
     """The committed results the comparison lesson shows (its ``device_name``, ``date`` and
     ``command`` say what it is). In order of preference: a run on all the data for the full epochs
@@ -150,12 +159,7 @@ def published() -> dict:
     the file with more networks trained; a GPU run over a CPU one; the newest. So a GPU run that
     covers what the CPU's covers replaces it, and one cut short early does not hide the networks
     that only the CPU's has."""
-    files = sorted(PUBLISHED.glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"no results file in {PUBLISHED}: run python -m d2lcnn bench --all and "
-                                "copy its results file there")
-    runs = [load(f) for f in files]
-    return max(runs, key=lambda d: (full_data(d), d["complete"], trained_networks(d), d["device"].startswith("cuda"),
+    return max(committed(), key=lambda d: (full_data(d), d["complete"], trained_networks(d), d["device"].startswith("cuda"),
                                     d["date"]))
 
 
