@@ -29,7 +29,7 @@ from torch import nn
 from .inspect import ShapeMismatchError, check_input
 
 SCHEDULES = ("constant", "onecycle")
-INITS = ("xavier", "kaiming", "none")
+INITS = ("xavier", "kaiming", "pytorch", "none")
 
 
 class RecipeError(ValueError):
@@ -90,7 +90,8 @@ def check_recipe(recipe) -> None:
         raise RecipeError(f"schedule must be one of {SCHEDULES}, got {recipe.schedule!r}.")
     if recipe.init not in INITS:
         raise RecipeError(f"init must be one of {INITS}, got {recipe.init!r}: 'xavier' as the book, "
-                          "'kaiming' for ReLU networks, 'none' keeps the weights the model has.")
+                          "'kaiming' for ReLU networks, 'pytorch' for PyTorch's own per-layer defaults, 'none' keeps the "
+                          "weights the model has.")
 
 
 # ----------------------------------------------------------------------------------------------

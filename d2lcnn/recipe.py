@@ -43,7 +43,7 @@ class Recipe:
     label_smoothing: float = 0.1
     augment: bool = True          # random 2-pixel shifts and horizontal flips
     normalize: bool = True        # subtract the training mean, divide by the std
-    init: str = "kaiming"         # "xavier" (the book's), "kaiming" (for ReLU nets) or "none"
+    init: str = "kaiming"         # "xavier" (the book's), "kaiming" (for ReLU nets), "pytorch" or "none"
     clip_grad_norm: float = 5.0   # 0 turns clipping off
 
     def __post_init__(self):
@@ -88,22 +88,28 @@ class Recipe:
 
 
 def init_weights(model: nn.Module, how: str) -> None:
-    """Initialise Conv2d and Linear weights: "xavier" as the book, "kaiming" for ReLU networks.
+    """Initialise Conv2d and Linear weights: "xavier" as the book, "kaiming" for ReLU networks,
+    "pytorch" as each layer's own defaults.
 
     "kaiming" is what lets deep ReLU networks without normalisation (AlexNet, VGG, NiN) start
     learning at once; with the book's Xavier weights and a large constant learning rate they
-    sometimes never leave chance level.
+    sometimes never leave chance level. It treats every Linear layer as a classifier (small
+    weights, std 0.01), which is wrong where Linear layers are 1x1 convolutions inside the blocks
+    (ConvNeXt's): their branches then start near zero and SGD learns slowly. Such a network takes
+    "pytorch": every layer's own ``reset_parameters`` (Kaiming-uniform scaled by its fan-in).
 
     Every layer is first reset to PyTorch's own initialisation, so that under the same seed the
     same network comes out every time (biases included); "none" leaves the weights as they are.
     """
-    if how not in ("xavier", "kaiming", "none"):
-        raise ValueError(f"init must be 'xavier', 'kaiming' or 'none', got {how!r}")
+    if how not in ("xavier", "kaiming", "pytorch", "none"):
+        raise ValueError(f"init must be 'xavier', 'kaiming', 'pytorch' or 'none', got {how!r}")
     if how == "none":
         return
     for m in model.modules():
         if hasattr(m, "reset_parameters"):
             m.reset_parameters()
+    if how == "pytorch":
+        return
     for m in model.modules():
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             continue

@@ -359,3 +359,20 @@ def test_the_cpu_track_network_is_the_speedruns_a_quarter_as_wide():
     assert narrow.b1[0].out_channels * 4 == wide.b1[0].out_channels
     assert narrow(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert cpu_track.COMMITTED.parent != report.PUBLISHED          # published() never reads it as a bench file
+
+
+def test_full_results_counts_only_runs_of_todays_recipe():
+    """tools/full_results.py sets apart a run whose recorded recipe has changed since (ConvNeXt's
+    initialisation): its accuracy no longer says what the recipe gives."""
+    import dataclasses
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "full_results.py"
+    spec = importlib.util.spec_from_file_location("full_results", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    today = dataclasses.asdict(train.Recipe.modern("convnext"))
+    assert tool.superseded({"model": "convnext", "resize": 32, "recipe": today}) == []
+    assert tool.superseded({"model": "convnext", "resize": 32, "recipe": {**today, "init": "kaiming"}}) == [
+        "init 'kaiming' (now 'pytorch')"]
+    assert tool.superseded({"model": "lenet", "resize": 28}) == []       # no recipe recorded: it counts

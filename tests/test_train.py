@@ -169,6 +169,24 @@ def test_xavier_and_kaiming_init_change_the_weights():
         train.init_weights(net, "orthogonal")
 
 
+def test_pytorch_init_gives_linear_layers_their_fan_in_scale_and_convnext_uses_it():
+    """"kaiming" gives every Linear layer a classifier's std 0.01, too small for ConvNeXt's 1x1
+    convolutions written as Linear layers; "pytorch" keeps each layer's own default, seeded."""
+    def pointwise_std(how):
+        torch.manual_seed(0)
+        net = models.build("convnext")
+        train.init_weights(net, how)
+        return net.stage1[0].pwconv1.weight.std().item(), net.stage1[0].pwconv1.weight.clone()
+
+    kaiming, _ = pointwise_std("kaiming")
+    pytorch, first = pointwise_std("pytorch")
+    _, again = pointwise_std("pytorch")
+    fan_in = first.shape[1]
+    assert abs(kaiming - 0.01) < 0.002 and abs(pytorch - 1 / (3 * fan_in) ** 0.5) < 0.2 / fan_in ** 0.5
+    assert torch.equal(first, again)                       # the same seed, the same network
+    assert train.Recipe.modern("convnext").init == "pytorch" and train.Recipe.modern("resnext").init == "kaiming"
+
+
 def test_amp_dtype_off_cuda_is_bf16_on_cpus_that_have_it_else_none(monkeypatch):
     monkeypatch.setattr(train, "native_bf16", lambda: None)
     assert train.amp_dtype(torch.device("cpu")) is None and train.amp_dtype(torch.device("mps")) is None
