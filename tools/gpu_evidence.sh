@@ -10,8 +10,13 @@
 #            10-20% of the H200's 989 TFLOP/s bf16 peak, assumed for these small networks: an
 #            estimate, never measured. A budget stops new jobs at 200 s; what it cuts is listed in
 #            bench.md as not run, and the step fails (exit 3). TOTAL, SEEDS and TIMING_EPOCHS
-#            change the sizing (e.g. STEPS=bench TOTAL=530 SEEDS=3 TIMING_EPOCHS=1: every second to
-#            the bench, seed-major, so that a budget that runs out leaves each network its seed 0 first).
+#            change the sizing (STEPS=bench gives every second to the bench; seed-major, so that a
+#            budget that runs out leaves each network its seed 0 first).
+#            Measured on one H200 (2026-12-04, measurements/gpu-h200/): with STEPS=bench TOTAL=530
+#            SEEDS=3 TIMING_EPOCHS=1 the part run alone took 410 s (speedrun 3 x 16 s; one epoch of
+#            each other network 3-42 s, a first epoch being 2-4x a later one while cuDNN tries its
+#            kernels; 3 book comparisons 4-27 s), so no accuracy run started before the budget.
+#            Ten-epoch runs then took 14-114 s each, 3 or 4 sharing the GPU (python -m d2lcnn train).
 #   compile  train lenet --compile, 3 epochs (the time for its compilation comes out of the total
 #            before the bench gets the rest);
 #   nccl     torchrun with one process: a real NCCL process group (gloo in SMOKE), checked in nccl.json.

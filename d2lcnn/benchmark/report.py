@@ -215,7 +215,9 @@ def markdown(data: dict) -> str:
     book_subset = "all of them" if s["book_subset"] is None else f"{s['book_subset']} images per class"
     seeds = "seed 0" if s["seeds"] == 1 else f"seeds 0–{s['seeds'] - 1}"
     sharing = "one run at a time" if s["jobs"] == 1 else f"{s['jobs']} runs at a time sharing the device"
-    timing = " (median over the epochs after the first)" if s["timing_epochs"] > 1 else ""
+    timing = (" (median over the epochs after the first)" if s["timing_epochs"] > 1 else
+              " (its only epoch, so the figures include the warm-up: on a GPU cuDNN tries its kernels for every "
+              "new layer shape in the first epoch, which took 2 to 4 times a later one on an H200)")
     where = device_label(data)
     notes = [
         "",
