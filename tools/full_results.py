@@ -112,9 +112,10 @@ def main() -> None:
     device = devices.pop()
     # A run made with a recipe that has changed since (ConvNeXt's initialisation, 2026-12-04) no
     # longer says what the recipe gives: it is listed apart, with what changed, not averaged in.
-    old = [{"model": r["model"], "seed": r["seed"], "test_acc": r["test_acc"], "differs": superseded(r)}
-           for r in runs if superseded(r)]
-    runs = [r for r in runs if not superseded(r)]
+    differs = [superseded(r) for r in runs]
+    old = [{"model": r["model"], "seed": r["seed"], "test_acc": r["test_acc"], "differs": d}
+           for r, d in zip(runs, differs) if d]
+    runs = [r for r, d in zip(runs, differs) if not d]
     jobs = [job(r) for r in runs] + (bench_jobs(args.bench) if args.bench else [])
     order = [s.name for s in models.specs("fashion")]
     jobs.sort(key=lambda j: (order.index(j["model"]) if j["model"] in order else len(order), j["model"], j["kind"],
