@@ -5,11 +5,12 @@
     .venv/bin/python tools/full_results.py measurements/gpu-h200-runs.jsonl \
         --bench measurements/gpu-h200/bench-all-cut.json -o d2lcnn/results/gpu-h200.json
 
-The GPU runs (one H200, 2026-12-04, the only GPU time this project has had) were four short calls:
-a ``bench --all`` cut short by its budget, whose speedrun seeds and book comparisons ``--bench``
-takes (its 1-epoch timing runs are left out: cuDNN's autotuning in that first epoch made them 2 to
-4 times slower than the epochs after it), then 11 networks trained with ``python -m d2lcnn train``,
-3 or 4 started together on the GPU. Each run's line says which (``concurrent``, ``note``).
+The GPU runs (one H200, 2026-12-04, two sessions of 15 minutes each, the only GPU time this project
+has had) were six short calls: a ``bench --all`` cut short by its budget, whose speedrun seeds and
+book comparisons ``--bench`` takes (its 1-epoch timing runs are left out: cuDNN's autotuning in that
+first epoch made them 2 to 4 times slower than the epochs after it), then 11 networks trained with
+``python -m d2lcnn train``, 3 or 4 started together on the GPU, then 29 more runs by
+``tools/gpu_runs.sh``, 7 or 8 at a time. Each run's line says which (``concurrent``, ``note``).
 
 The runs were made one network and seed at a time with ``python -m d2lcnn train`` (or the same
 Trainer from a script that saved a checkpoint after every epoch, so that a cut-off run resumed),
@@ -39,12 +40,13 @@ NOTES = {"cpu": ("These are separate full runs (`python -m d2lcnn train`, or the
         "on the same 2 cores: one PyTorch thread each, usually two runs side by side, the machine often "
         "busier still. Their accuracies are what the recipe gives; their seconds are what a busy 2-core CPU "
         "gave, slower than an idle one. Networks listed as not run have no full-data run yet."),
-         "cuda": ("These are separate full runs (`python -m d2lcnn train MODEL --device cuda --seed 0`) on one "
-                  "H200, three or four started together, so that each run's seconds are shared with the others "
-                  "(an upper bound of the network's time alone; VGG-11's epochs took 14.8 s beside two others and "
-                  "4.5 s once they had finished). The speedrun's seeds and the comparisons with the book's loop "
-                  "ran alone, in a `bench --all` cut short by its time budget. Networks listed as not run did not "
-                  "fit in the 15 minutes of GPU time this project had.")}
+         "cuda": ("These are separate full runs (`python -m d2lcnn train MODEL --device cuda --seed SEED`) on one "
+                  "H200 in two sessions of 15 minutes: seed 0 of eleven networks three or four at a time, then the "
+                  "rest seven or eight at a time (`tools/gpu_runs.sh`), so that each run's seconds are shared with "
+                  "the others (an upper bound of the network's time alone; VGG-11's epochs took 14.8 s beside two "
+                  "others, 20 to 30 s beside seven, and 4.5 s alone). The speedrun's seeds and the comparisons with "
+                  "the book's loop ran alone, in a `bench --all` cut short by its time budget. A network with fewer "
+                  "seeds than planned ran out of GPU time, not into trouble.")}
 """What each device's file says about how its runs were made (``markdown`` prints it under the table)."""
 
 
@@ -130,7 +132,7 @@ def main() -> None:
     dates = sorted(str(j.get("finished") or "")[:10] for j in trained if j.get("finished"))
     data = {"format": benchmark.FORMAT,
             "command": f"python -m d2lcnn train MODEL --device {device} --seed SEED [--resize R] ("
-                       + ("one run at a time" if device == "cpu" else "3 or 4 runs at a time") + "; see tools/full_results.py)",
+                       + ("one run at a time" if device == "cpu" else "3 to 8 runs at a time") + "; see tools/full_results.py)",
             **env, "date": (dates[-1] if dates else env["date"][:10]) + "T00:00:00+00:00",
             "settings": {"models": names, "seeds": max(j["seed"] for j in trained) + 1, "epochs": 10, "subset": None,
                          "book": any(j["kind"] == "book" for j in jobs), "book_epochs": 1,
