@@ -281,3 +281,52 @@ def test_gpu_script_exits_non_zero_and_names_the_step_that_failed(tmp_path):
     done = script(tmp_path, STEPS="nccl")
     assert done.returncode != 0
     assert "FAILED: nccl" in done.stdout
+
+
+def fake_trainer(tmp_path):
+    """A stand-in for `python -m d2lcnn train ... --json` that answers in two seconds, fails at once for
+    the model "broken", and hands every other command to this interpreter."""
+    fake = tmp_path / "python"
+    fake.write_text(f"""#!/usr/bin/env bash
+if [ "$1 $2 $3" = "-m d2lcnn train" ]; then
+    [ "$4" = broken ] && {{ echo "no such model" >&2; exit 2; }}
+    echo "compute path on cpu, 1 thread: float32, channels-last, eager" >&2
+    sleep 2
+    echo '{{"device": "cpu", "test_acc": 0.9, "recipe": {{"resize": 28}}, "history": [
+        {{"test_acc": 0.8, "seconds": 2.0, "examples_per_s": 100.0}},
+        {{"test_acc": 0.9, "seconds": 1.0, "examples_per_s": 200.0}}]}}'
+    exit 0
+fi
+exec {sys.executable} "$@"
+""")
+    fake.chmod(0o755)
+    return fake
+
+
+
+def gpu_runs(tmp_path, *items, **env):
+    out = tmp_path / "out"
+    done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_runs.sh"), *items], capture_output=True, text=True,
+                          env={**os.environ, "OUT": str(out), "PYTHON": str(fake_trainer(tmp_path)), "DEVICE": "cpu",
+                               **env})
+    assert done.returncode == 0, done.stderr
+    return out, [json.loads(l) for l in (out / "runs.jsonl").read_text().splitlines()]
+
+
+def test_gpu_runs_script_runs_in_parallel_and_writes_one_line_per_finished_run(tmp_path):
+    out, lines = gpu_runs(tmp_path, "lenet:0", "resnext:1", "lenet:1", "broken:0", PARALLEL="3", DEADLINE="60",
+                          FIRST_ESTIMATE="1")
+    assert sorted((l["model"], l["seed"]) for l in lines) == [("lenet", 0), ("lenet", 1), ("resnext", 1)]
+    run = next(l for l in lines if l["model"] == "resnext")
+    assert run["acc_by_epoch"] == [0.8, 0.9] and run["train_seconds"] == 3.0 and run["seconds_per_epoch"] == [2.0, 1.0]
+    assert run["concurrent"] == 3 and run["key"] == "resnext-r28-s1-cpu" and run["device"] == "cpu"
+    assert "compute path: float32, channels-last, eager" in run["note"]
+    assert "skipped" not in (out / "queue.txt").read_text()
+
+
+def test_gpu_runs_script_starts_no_run_that_would_not_end_before_its_deadline(tmp_path):
+    # the first run takes 2 s; then a run is estimated at 2 s and at most 1 s of the 3 is left
+    out, lines = gpu_runs(tmp_path, "lenet:0", "lenet:1", "lenet:2", PARALLEL="1", DEADLINE="3", FIRST_ESTIMATE="1")
+    assert [(l["model"], l["seed"]) for l in lines] == [("lenet", 0)]
+    queue = (out / "queue.txt").read_text()
+    assert "skipped lenet:1" in queue and "skipped lenet:2" in queue

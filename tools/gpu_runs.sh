@@ -6,7 +6,7 @@
 #
 # Each item MODEL:SEED is `python -m d2lcnn train MODEL --device cuda --seed SEED --json` (the
 # network's modern recipe, 10 epochs, all the data), started in the order given, PARALLEL at a time.
-# A run starts only while the time left before DEADLINE (seconds from the start) is at least 1.3
+# A run starts only while the time left before DEADLINE (seconds from the first start) is at least 1.3
 # times the longest run finished so far (before any has finished: FIRST_ESTIMATE), so that the
 # device's time limit does not cut runs off half-way; the items left over are listed as skipped.
 # Small networks on a big GPU wait on kernel launches, not on arithmetic, so several processes share
@@ -16,7 +16,7 @@
 # exit status), $OUT/queue.txt (what started, what was skipped) and $OUT/runs.jsonl: one line per
 # finished run, in the format of measurements/gpu-h200-runs.jsonl. Needs the Fashion-MNIST files
 # where the data module finds them (the device has no network: D2LCNN_DATA=$PWD/.gpu/data after
-# tools/gpu_carry.sh).
+# tools/gpu_carry.sh). PYTHON names the interpreter (default python3, the GPU machine's).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder for the results}
@@ -25,14 +25,15 @@ PARALLEL=${PARALLEL:-8}
 FIRST_ESTIMATE=${FIRST_ESTIMATE:-150}
 DEVICE=${DEVICE:-cuda}        # DEVICE=cpu TRAIN_ARGS="--epochs 1" tries the script without a GPU
 TRAIN_ARGS=${TRAIN_ARGS:-}
+PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT/runs"
-start=$(date +%s)
 : > "$OUT/times.tsv"
-python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))' > "$OUT/env.txt" 2>&1
+"$PYTHON" -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))' > "$OUT/env.txt" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >> "$OUT/env.txt" 2>&1
+start=$(date +%s)   # DEADLINE counts from here
 
-longest() {   # the longest finished run so far, in whole seconds (0 before any)
-    awk -F'\t' 'BEGIN {m = 0} {d = $4 - $3; if (d > m) m = d} END {printf "%d", m}' "$OUT/times.tsv"
+longest() {   # the longest run finished so far (a failed one says nothing), in whole seconds; 0 before any
+    awk -F'\t' 'BEGIN {m = 0} $5 == 0 {d = $4 - $3; if (d > m) m = d} END {printf "%d", m}' "$OUT/times.tsv"
 }
 
 for item in "$@"; do
@@ -48,7 +49,7 @@ for item in "$@"; do
     echo "started $item at $(( $(date +%s) - start )) s" >> "$OUT/queue.txt"
     (
         t0=$(date +%s.%N)
-        python3 -m d2lcnn train "$model" --device "$DEVICE" --seed "$seed" --json $TRAIN_ARGS \
+        "$PYTHON" -m d2lcnn train "$model" --device "$DEVICE" --seed "$seed" --json $TRAIN_ARGS \
             > "$OUT/runs/$model-s$seed.json" 2> "$OUT/runs/$model-s$seed.log"
         rc=$?
         printf '%s\t%s\t%s\t%s\t%s\n' "$model" "$seed" "$t0" "$(date +%s.%N)" "$rc" >> "$OUT/times.tsv"
@@ -57,7 +58,7 @@ done
 wait
 echo "all done at $(( $(date +%s) - start )) s" >> "$OUT/queue.txt"
 
-python3 - "$OUT" "$PARALLEL" <<'EOF'
+"$PYTHON" - "$OUT" "$PARALLEL" <<'EOF'
 import json, sys, time
 from pathlib import Path
 import torch
