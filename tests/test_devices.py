@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tokenize
 import warnings
 from pathlib import Path
@@ -322,6 +323,14 @@ def test_gpu_runs_script_runs_in_parallel_and_writes_one_line_per_finished_run(t
     assert run["concurrent"] == 3 and run["key"] == "resnext-r28-s1-cpu" and run["device"] == "cpu"
     assert "compute path: float32, channels-last, eager" in run["note"]
     assert "skipped" not in (out / "queue.txt").read_text()
+    assert (out / "runs" / "resnext-s1.json").exists()
+
+
+def test_gpu_runs_script_packs_the_raw_outputs_into_one_file_when_asked(tmp_path):
+    out, lines = gpu_runs(tmp_path, "lenet:0", DEADLINE="60", FIRST_ESTIMATE="1", PACK="1")
+    assert len(lines) == 1 and not (out / "runs").exists()
+    with tarfile.open(out / "runs.tgz") as packed:
+        assert sorted(packed.getnames()) == ["runs", "runs/lenet-s0.json", "runs/lenet-s0.log"]
 
 
 def test_gpu_runs_script_starts_no_run_that_would_not_end_before_its_deadline(tmp_path):

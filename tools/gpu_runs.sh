@@ -10,13 +10,15 @@
 # times the longest run finished so far (before any has finished: FIRST_ESTIMATE), so that the
 # device's time limit does not cut runs off half-way; the items left over are listed as skipped.
 # Small networks on a big GPU wait on kernel launches, not on arithmetic, so several processes share
-# it well; every run's line says how many ran beside it (`concurrent`): its seconds are shared.
+# it well; every run's line says the most runs on the device at one moment of it (`concurrent`):
+# its seconds are shared.
 #
 # Writes $OUT/runs/MODEL-sSEED.json and .log (the CLI's outputs), $OUT/times.tsv (start, end,
 # exit status), $OUT/queue.txt (what started, what was skipped) and $OUT/runs.jsonl: one line per
 # finished run, in the format of measurements/gpu-h200-runs.jsonl. Needs the Fashion-MNIST files
 # where the data module finds them (the device has no network: D2LCNN_DATA=$PWD/.gpu/data after
-# tools/gpu_carry.sh). PYTHON names the interpreter (default python3, the GPU machine's).
+# tools/gpu_carry.sh). PYTHON names the interpreter (default python3, the GPU machine's). PACK=1
+# packs $OUT/runs into $OUT/runs.tgz at the end: the device tool brings back only a few files.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder for the results}
@@ -91,3 +93,6 @@ with open(out / "runs.jsonl", "w") as f:
                         f"(PARALLEL={parallel}): at most {beside} runs at a time on the {name} during it; compute path: {path}"}
         f.write(json.dumps(line) + "\n")
 EOF
+if [ "${PACK:-0}" = 1 ]; then
+    tar czf "$OUT/runs.tgz" -C "$OUT" runs && rm -rf "$OUT/runs"
+fi
