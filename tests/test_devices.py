@@ -7,6 +7,7 @@
   mixed precision is off (torch 2.3/2.4 raise on MPS even for a disabled one);
 * ``torchrun`` with one process makes a real process group;
 * the GPU script's smoke form (``SMOKE=1 bash tools/gpu_evidence.sh``) and its pieces.
+* the runs script (``tools/gpu_runs.sh``) with a stand-in for the training command.
 """
 
 from __future__ import annotations
