@@ -305,7 +305,6 @@ exec {sys.executable} "$@"
     return fake
 
 
-
 def gpu_runs(tmp_path, *items, **env):
     out = tmp_path / "out"
     done = subprocess.run(["bash", str(ROOT / "tools" / "gpu_runs.sh"), *items], capture_output=True, text=True,

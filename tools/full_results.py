@@ -44,7 +44,7 @@ NOTES = {"cpu": ("These are separate full runs (`python -m d2lcnn train`, or the
                   "H200 in two sessions of 15 minutes: seed 0 of eleven networks three or four at a time, then the "
                   "rest seven or eight at a time (`tools/gpu_runs.sh`), so that each run's seconds are shared with "
                   "the others (an upper bound of the network's time alone; VGG-11's epochs took 14.8 s beside two "
-                  "others, 20 to 30 s beside seven, and 4.5 s alone). The speedrun's seeds and the comparisons with "
+                  "others, 16 to 32 s beside seven, and 4.5 s alone). The speedrun's seeds and the comparisons with "
                   "the book's loop ran alone, in a `bench --all` cut short by its time budget. A network with fewer "
                   "seeds than planned ran out of GPU time, not into trouble.")}
 """What each device's file says about how its runs were made (``markdown`` prints it under the table)."""
