@@ -376,3 +376,27 @@ def test_full_results_counts_only_runs_of_todays_recipe():
     assert tool.superseded({"model": "convnext", "resize": 32, "recipe": {**today, "init": "kaiming"}}) == [
         "init 'kaiming' (now 'pytorch')"]
     assert tool.superseded({"model": "lenet", "resize": 28}) == []       # no recipe recorded: it counts
+
+
+def test_full_results_keeps_each_recipes_epochs_and_plans_seeds_by_time(tmp_path):
+    """A gathered file with the speedrun's 16 epochs says "each network's recipe's epochs", not "10
+    epochs"; three seeds are planned for a network whose run took at most 20 minutes, one for the
+    others, the speedrun too (its CPU run takes hours)."""
+    def run(model, seed, epochs, seconds):
+        return {"model": model, "seed": seed, "threads": 1, "test_acc": 0.9, "acc_by_epoch": [0.9] * epochs,
+                "seconds_per_epoch": [seconds / epochs] * epochs, "examples_per_s": [100] * epochs,
+                "train_seconds": seconds, "finished": "2026-12-04 10:00:00 UTC"}
+
+    source = tmp_path / "runs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in
+                              (run("lenet", 0, 10, 300.0), run(benchmark.SPEEDRUN, 0, 16, 9000.0))))
+    out = tmp_path / "full.json"
+    tool = Path(__file__).resolve().parent.parent / "tools" / "full_results.py"
+    done = subprocess.run([sys.executable, str(tool), str(source), "-o", str(out)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tool.parent.parent)})
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["settings"]["epochs"] is None and benchmark.full_data(data)
+    assert data["settings"]["planned_seeds"] == {"lenet": 3, benchmark.SPEEDRUN: 1}
+    assert "each network's recipe's epochs (10; the speedrun 16)" in done.stdout
+    assert data["models"][benchmark.SPEEDRUN]["test_acc_mean"] == 0.9

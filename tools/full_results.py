@@ -134,12 +134,14 @@ def main() -> None:
             "command": f"python -m d2lcnn train MODEL --device {device} --seed SEED [--resize R] ("
                        + ("one run at a time" if device == "cpu" else "3 to 8 runs at a time") + "; see tools/full_results.py)",
             **env, "date": (dates[-1] if dates else env["date"][:10]) + "T00:00:00+00:00",
-            "settings": {"models": names, "seeds": max(j["seed"] for j in trained) + 1, "epochs": 10, "subset": None,
+            "settings": {"models": names, "seeds": max(j["seed"] for j in trained) + 1,
+                         # None: each network's recipe's epochs (10, the speedrun's 16), as bench --all trains
+                         "epochs": 10 if all(j["epochs"] == 10 for j in trained) else None, "subset": None,
                          "book": any(j["kind"] == "book" for j in jobs), "book_epochs": 1,
                          "book_subset": next((j.get("book_subset") for j in jobs if j["kind"] == "book"), None),
                          "timing_epochs": 0, "jobs": max(j.get("concurrent") or 1 for j in trained), "budget": None,
                          "device": device, "cache": None,
-                         "planned_seeds": {m: 3 if m == benchmark.SPEEDRUN or min(
+                         "planned_seeds": {m: 3 if min(
                              j["train_seconds"] for j in trained if j["model"] == m) <= THREE_SEEDS_WITHIN_S else 1
                              for m in names if any(j["model"] == m for j in trained)}},
             "complete": not missing, "elapsed_s": round(sum(j["train_seconds"] for j in trained), 1),
