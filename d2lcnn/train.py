@@ -13,8 +13,10 @@ What it does for you, and why:
   channels-last, float32. bfloat16 autocast on a CPU with bfloat16 instructions (AVX512-BF16 or
   AMX) only when asked (``amp=True``): its training steps ran 1.1-2.9 times as fast as float32's
   on the development machine's 2-core CPU (2.1 times in the median over the fifteen ``fashion``
-  networks; ``python -m d2lcnn speed``, ``measurements/cpu-path.json``), but that it trains to
-  the same accuracy is not shown yet (one short ResNet-18 run lost 3.8 points). ``torch.compile``
+  networks; ``python -m d2lcnn speed``, ``measurements/cpu-path.json``) and trained to float32's
+  accuracy at every lesson's CPU setting (within 1 point, ResNet-18 1.85 higher with one seed of
+  two), but the lessons' figures were measured in float32, so it waits for the course to be measured
+  again with it. ``torch.compile``
   on request. Without mixed precision no autocast context is entered at all (before torch 2.5,
   even a disabled one raises on Apple's MPS).
 * **Honest in a notebook** (:mod:`d2lcnn.progress`). A progress bar and a live plot of the
@@ -134,8 +136,9 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     Each argument that is not None is obeyed. Otherwise: on CUDA, autocast (:func:`amp_dtype`) and
     channels-last. On the CPU, channels-last in float32; bfloat16 autocast only with ``amp=True``
     (where the CPU has bfloat16 instructions): ``python -m d2lcnn speed`` measured its steps
-    faster for most ``fashion`` networks (``measurements/cpu-path.json``), but not yet that it
-    trains to the same accuracy, so it is not the default. A network for which a part measured
+    faster for most ``fashion`` networks and trained to float32's accuracy at the lessons' CPU
+    settings (``measurements/cpu-path.json``), but every lesson's "What to expect" was measured in
+    float32, so it is not the default until the course is measured again with it. A network for which a part measured
     slower says so in its registration and gets it off: ``cpu={"channels_last": False}`` for the
     tiny BN-LeNet. Elsewhere (Apple's MPS) float32, contiguous. ``torch.compile`` only when asked
     (``compile=True``): its compile time has to be won back within the fit, and we have not
@@ -155,7 +158,7 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     elif cpu and not native_bf16():
         why = "this CPU has no bfloat16 instructions"
     elif cpu and not use_amp:
-        why = "bfloat16 only with amp=True on a CPU: same accuracy not yet shown"
+        why = "bfloat16 only with amp=True on a CPU: the lessons' figures are float32's"
     if channels_last is None:
         channels_last = tuned.get("channels_last", gpu or cpu)
     return ComputePath(device, dtype, channels_last, compile, why if dtype is None else "")
