@@ -138,9 +138,9 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     (where the CPU has bfloat16 instructions): ``python -m d2lcnn speed`` measured its steps
     faster for most ``fashion`` networks and trained to float32's accuracy at the lessons' CPU
     settings (``measurements/cpu-path.json``), but every lesson's "What to expect" was measured in
-    float32, so it is not the default until the course is measured again with it. A network for which a part measured
-    slower says so in its registration and gets it off: ``cpu={"channels_last": False}`` for the
-    tiny BN-LeNet. Elsewhere (Apple's MPS) float32, contiguous. ``torch.compile`` only when asked
+    float32, so it is not the default until the course is measured again with it. A network for
+    which a part measured slower says so in its registration and gets it off:
+    ``cpu={"channels_last": False}`` for the tiny BN-LeNet. Elsewhere (Apple's MPS) float32, contiguous. ``torch.compile`` only when asked
     (``compile=True``): its compile time has to be won back within the fit, and we have not
     measured that it is in a lesson's CPU fit.
     """
