@@ -140,9 +140,9 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     settings (``measurements/cpu-path.json``), but every lesson's "What to expect" was measured in
     float32, so it is not the default until the course is measured again with it. A network for
     which a part measured slower says so in its registration and gets it off:
-    ``cpu={"channels_last": False}`` for the tiny BN-LeNet. Elsewhere (Apple's MPS) float32, contiguous. ``torch.compile`` only when asked
-    (``compile=True``): its compile time has to be won back within the fit, and we have not
-    measured that it is in a lesson's CPU fit.
+    ``cpu={"channels_last": False}`` for the tiny BN-LeNet. Elsewhere (Apple's MPS) float32,
+    contiguous. ``torch.compile`` only when asked (``compile=True``): its compile time has to be won
+    back within the fit, and we have not measured that it is in a lesson's CPU fit.
     """
     gpu = gpu_capability(device) is not None
     cpu = device.type == "cpu" and not gpu
