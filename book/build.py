@@ -11,6 +11,9 @@ a cache and an output of its own: ``build/quick/book``). jupyter-cache keeps the
 under ``<out>/../.book-cache/``: a second build without changes re-executes nothing, a lesson
 whose code changed is executed again alone, and a change to the d2lcnn package runs them all.
 
+Each lesson is executed in a process of its own (``execute``, see :func:`execute_lessons`) before
+Sphinx reads them.
+
 ``slides`` converts the lessons as the book executed them (from its jupyter-cache) into reveal.js
 decks with nbconvert, after giving them their slide metadata (tools/notebooks.py's rules) and
 replacing their widgets by what they drew; reveal.js and MathJax are vendored next to the decks.
@@ -215,11 +218,53 @@ def forget_runs_of_another_package(cache: Path) -> None:
     stamp.write_text(now)
 
 
+def execute_lessons(paths: list[Path], cache: Path) -> None:
+    """Execute each lesson that has no run in the jupyter-cache ``cache``, each in a process of its
+    own (``build.py execute``), which stores the run there: the Sphinx build then only reads it.
+
+    Why not let myst-nb execute them inside the Sphinx process, as it can: there, in builds of all the
+    lessons with bfloat16 as the CPU's default, lesson 10 hung four times of four (2026-12-04, with
+    ipykernel 7.4 and 6.31), its kernel idle after a widget cell and nbclient waiting for a reply that
+    never came; in a build of lesson 10 alone, and run by nbclient or jupyter-cache's executor in a
+    process of its own, it did not (four runs). We did not find the cause.
+    """
+    from jupyter_cache import get_cache
+
+    runs = get_cache(cache)
+    for path in paths:
+        try:
+            runs.match_cache_notebook(nbformat.read(path, as_version=4))
+            continue
+        except KeyError:
+            pass
+        print(f"executing {path.name}", flush=True)
+        done = subprocess.run([sys.executable, __file__, "execute", str(path), "--cache", str(cache)])
+        if done.returncode:
+            raise SystemExit(f"the book did not build: {path.name} failed (its error is above)")
+
+
+def execute_one(path: Path, cache: Path) -> None:
+    """Run the lesson at ``path`` beside it (as a student does) and store the run in ``cache``."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    nb = nbformat.read(path, as_version=4)
+    result = single_nb_execution(nb, cwd=str(path.parent), timeout=None, allow_errors=False)
+    if result.err is not None:
+        print(result.exc_string, file=sys.stderr)
+        raise SystemExit(1)
+    get_cache(cache).cache_notebook_bundle(CacheBundleIn(nb, str(path), data={"execution_seconds": result.time}),
+                                           check_validity=False, overwrite=True)
+    print(f"{path.name}: executed in {result.time:.2f} seconds", flush=True)
+
+
 def build_book(paths: list[Path], out: Path) -> None:
     from jupyter_book.sphinx import build_sphinx
 
     src, cache = out.parent / "book-src", out.parent / ".book-cache"
     forget_runs_of_another_package(cache)
+    execute_lessons(paths, cache / "jupyter-cache")
     sources(paths, src)
     vendor("mathjax", MATHJAX_FILES, src / "_vendor" / "mathjax")      # served as _static/mathjax/
     start = time.time()
@@ -285,13 +330,19 @@ def build_slides(paths: list[Path], book: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["book", "slides"])
+    parser.add_argument("what", choices=["book", "slides", "execute"])
+    parser.add_argument("lesson", nargs="?", type=Path, help="execute: the lesson to run (the book runs each so)")
+    parser.add_argument("--cache", type=Path, help="execute: the jupyter-cache to store its run in")
     parser.add_argument("--lessons", help="only these lessons, by number: 00,02")
     default = ROOT / "build" / ("quick/book" if quick() else "book")
     parser.add_argument("--out", type=Path, help=f"the output folder (default {default.relative_to(ROOT)}, "
                                                  "slides: build/slides)")
     parser.add_argument("--book", type=Path, default=default, help="slides: the book build whose executed lessons to show")
     args = parser.parse_args()
+    if args.what == "execute":
+        if args.lesson is None or args.cache is None:
+            parser.error("execute needs a lesson and --cache")
+        return execute_one(args.lesson.resolve(), args.cache)
     paths = lessons(args.lessons)
     if args.what == "book":
         build_book(paths, (args.out or default).resolve())

@@ -101,7 +101,8 @@ def throughput(name: str, rounds: int = 3, steps: int = 5, subset: int | None = 
 
     A turn is ``steps`` training steps, or more for a small network: as many as float32 needs for
     ``turn_seconds``, so that a busy machine's time slices do not decide the ratio. ``amp=True``
-    measures the bfloat16 path (on a CPU only on request, see :func:`d2lcnn.train.compute_path`).
+    measures the bfloat16 path even for a network whose registration keeps float32 on a CPU
+    (see :func:`d2lcnn.train.compute_path`).
     """
     s = setting(name, subset)
     with no_quick_mode():
@@ -140,7 +141,7 @@ def throughput(name: str, rounds: int = 3, steps: int = 5, subset: int | None = 
 def accuracy(name: str, subset: int | None = None, epochs: int | None = None, seed: int = 0,
              amp: bool | None = None) -> dict:
     """Test accuracy after the lesson's CPU-setting run on plain float32 and on the chosen path
-    (with ``amp=True``: the bfloat16 path)."""
+    (with ``amp=True``: the bfloat16 path, whatever the network's registration says)."""
     s = setting(name, subset, epochs)
     out = {"subset": s["subset"], "test_subset": s["test_subset"], "epochs": s["epochs"]}
     for side, path in (("float32", PLAIN), ("chosen", {"amp": amp})):

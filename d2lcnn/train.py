@@ -10,14 +10,13 @@ What it does for you, and why:
   choice in one line). On CUDA: bfloat16 autocast on GPUs that have it natively (compute
   capability 8.0 or newer), float16 with a gradient scaler otherwise (a T4; steps the scaler skips
   are counted in the history, and its state is kept in checkpoints), and channels-last. On a CPU:
-  channels-last, float32. bfloat16 autocast on a CPU with bfloat16 instructions (AVX512-BF16 or
-  AMX) only when asked (``amp=True``): its training steps ran 1.1-2.9 times as fast as float32's
-  on the development machine's 2-core CPU (2.1 times in the median over the fifteen ``fashion``
+  channels-last, and bfloat16 autocast where the CPU has bfloat16 instructions (AVX512-BF16 or
+  AMX; float32 elsewhere): its training steps ran 1.1-2.9 times as fast as float32's on the
+  development machine's 2-core CPU (2.1 times in the median over the seventeen ``fashion``
   networks; ``python -m d2lcnn speed``, ``measurements/cpu-path.json``) and trained to float32's
   accuracy at every lesson's CPU setting (within 1 point, ResNet-18 1.85 higher with one seed of
-  two), but the lessons' figures were measured in float32, so it waits for the course to be measured
-  again with it. ``torch.compile``
-  on request. Without mixed precision no autocast context is entered at all (before torch 2.5,
+  two). Three networks measured slower in bfloat16 and keep float32 (their registrations say
+  ``cpu={"amp": False}``). ``torch.compile`` on request. Without mixed precision no autocast context is entered at all (before torch 2.5,
   even a disabled one raises on Apple's MPS).
 * **Honest in a notebook** (:mod:`d2lcnn.progress`). A progress bar and a live plot of the
   curves; in a terminal, one line per epoch on stderr (stdout stays free for results). The stop
@@ -134,15 +133,14 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     """The compute path for network ``name`` ("resnext/fashion") on ``device``.
 
     Each argument that is not None is obeyed. Otherwise: on CUDA, autocast (:func:`amp_dtype`) and
-    channels-last. On the CPU, channels-last in float32; bfloat16 autocast only with ``amp=True``
-    (where the CPU has bfloat16 instructions): ``python -m d2lcnn speed`` measured its steps
-    faster for most ``fashion`` networks and trained to float32's accuracy at the lessons' CPU
-    settings (``measurements/cpu-path.json``), but every lesson's "What to expect" was measured in
-    float32, so it is not the default until the course is measured again with it. A network for
-    which a part measured slower says so in its registration and gets it off:
-    ``cpu={"channels_last": False}`` for the tiny BN-LeNet. Elsewhere (Apple's MPS) float32,
-    contiguous. ``torch.compile`` only when asked (``compile=True``): its compile time has to be won
-    back within the fit, and we have not measured that it is in a lesson's CPU fit.
+    channels-last. On the CPU, channels-last, and bfloat16 autocast where the CPU has bfloat16
+    instructions: ``python -m d2lcnn speed`` measured both faster for most ``fashion`` networks, and
+    the two paths trained to the same accuracy at the lessons' CPU settings
+    (``measurements/cpu-path.json``). A network for which a part measured slower says so in its
+    registration and gets it off: ``cpu={"amp": False}`` for ShuffleNet V2 and EfficientNet-B0,
+    ``cpu={"channels_last": False, "amp": False}`` for the tiny BN-LeNet. Elsewhere (Apple's MPS)
+    float32, contiguous. ``torch.compile`` only when asked (``compile=True``): its compile time has
+    to be won back within the fit, and we have not measured that it is in a lesson's CPU fit.
     """
     gpu = gpu_capability(device) is not None
     cpu = device.type == "cpu" and not gpu
@@ -150,7 +148,7 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     if cpu and name and "/" in name:
         with contextlib.suppress(KeyError):
             tuned = registry.spec(*name.split("/", 1)).cpu
-    use_amp = gpu if amp is None else amp
+    use_amp = (gpu or (cpu and tuned.get("amp", True))) if amp is None else amp
     dtype = amp_dtype(device) if use_amp else None
     why = ""
     if amp is False:
@@ -158,7 +156,7 @@ def compute_path(device: torch.device, name: str | None = None, amp: bool | None
     elif cpu and not native_bf16():
         why = "this CPU has no bfloat16 instructions"
     elif cpu and not use_amp:
-        why = "bfloat16 only with amp=True on a CPU: the lessons' figures are float32's"
+        why = "measured faster than bfloat16 for this network"
     if channels_last is None:
         channels_last = tuned.get("channels_last", gpu or cpu)
     return ComputePath(device, dtype, channels_last, compile, why if dtype is None else "")
@@ -222,9 +220,9 @@ class Trainer:
             all off; ``trainer.watchers`` is a list to remove one from.
         compile: run the model through ``torch.compile``.
         amp: mixed precision; by default on CUDA (see :func:`amp_dtype`; float16 brings a
-            ``torch.amp.GradScaler``, ``self.scaler``, which is None otherwise); on a CPU with
-            bfloat16 instructions only when ``amp=True`` (see :func:`compute_path`, which
-            chooses these three; ``trainer.path`` says what it chose).
+            ``torch.amp.GradScaler``, ``self.scaler``, which is None otherwise) and on a CPU with
+            bfloat16 instructions, unless the network is registered to keep float32 there (see
+            :func:`compute_path`, which chooses these three; ``trainer.path`` says what it chose).
         channels_last: channels-last memory format; by default on CUDA and the CPU.
         seed: seeds the weights' initialisation and the data order: the same seed gives the
             same network and the same run.

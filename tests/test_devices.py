@@ -150,7 +150,7 @@ def test_no_autocast_context_when_mixed_precision_is_off(small, monkeypatch):
         raise RuntimeError("User specified an unsupported autocast device_type 'mps'")
 
     monkeypatch.setattr(torch, "autocast", refuse)
-    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=1))
+    t = train.Trainer(models.build("lenet"), data=small, recipe=train.Recipe.modern("lenet", epochs=1), amp=False)
     assert t.amp_dtype is None and t.scaler is None
     t.fit()
     assert t.history[-1]["test_acc"] is not None

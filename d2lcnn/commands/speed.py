@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="at most this many epochs in the accuracy runs (default: the lesson's)")
     p.add_argument("--no-accuracy", action="store_true", help="measure speed only")
     p.add_argument("--amp", action="store_true",
-                   help="the bfloat16 path (amp=True; on a CPU bfloat16 is used only on request)")
+                   help="the bfloat16 path (amp=True), also for a network registered to keep float32 on a CPU")
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's own choice)")
     p.add_argument("--out", metavar="FILE", help="write the JSON here, and the Markdown table beside it (.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

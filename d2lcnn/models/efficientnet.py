@@ -181,8 +181,8 @@ def efficientnet(width: float = 1.0, depth: float = 1.0, stages=B0_STAGES, stem_
 
 
 # On the 2-core CPU channels-last alone measured 1.61x; bfloat16 0.84x alone, 0.88-0.90x
-# with channels-last (measurements/cpu-path.json): do not pass amp=True for this one.
-@register("efficientnet_b0", "fashion", input_shape=(1, 1, 28, 28), reference_params=233_622)
+# with channels-last (measurements/cpu-path.json): so it keeps float32 on a CPU.
+@register("efficientnet_b0", "fashion", input_shape=(1, 1, 28, 28), cpu={"amp": False}, reference_params=233_622)
 def efficientnet_b0_fashion(width: float = 1.0, depth: float = 1.0) -> nn.Sequential:
     """A small EfficientNet for 1-channel 28x28 Fashion-MNIST (our design), scalable in width and depth.
 

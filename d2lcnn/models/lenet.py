@@ -85,7 +85,7 @@ def lenet5() -> nn.Sequential:
           book={"batch_size": 256, "lr": 1.0, "resize": 28, "epochs": 10},
           # So small that bfloat16 and channels-last did not pay on the 2-core CPU: 0.92-0.97x of
           # float32 in three runs of `python -m d2lcnn speed` (measurements/cpu-path.json).
-          cpu={"channels_last": False})
+          cpu={"channels_last": False, "amp": False})
 def bn_lenet() -> nn.Sequential:
     """The book's LeNet with batch normalization (Ioffe and Szegedy, 2015) before every sigmoid.
 
