@@ -375,7 +375,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def train_step(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: forward (mixed precision on GPUs), loss, backward, clip, update.
+        """One step: forward (in mixed precision where the compute path says so), loss, backward, clip, update.
 
         Returns the loss and the number of correct predictions as device tensors: reading them
         here with ``.item()`` would make the CPU wait for the GPU at every step.
