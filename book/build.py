@@ -152,25 +152,39 @@ def toc(paths: list[Path]) -> str:
 # --- vendored files -----------------------------------------------------------------------------
 
 def vendor(package: str, files: list[str], target: Path) -> None:
-    """Copy ``files`` of the pinned npm ``package`` to ``target``, fetching it with npm once."""
-    home = NPM / "node_modules" / package
-    stamp = json.loads((home / "package.json").read_text())["version"] if (home / "package.json").exists() else None
-    if stamp != VENDOR[package]:
-        if not shutil.which("npm"):
-            raise SystemExit(f"npm is missing: it fetches {package} {VENDOR[package]}, served with the site "
-                             "instead of a CDN (apt-get install npm)")
-        NPM.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(NPM),
-                        f"{package}@{VENDOR[package]}"], check=True)
-    for rel in files:
-        source, dest = home / rel, target / rel.split("/", 1)[-1] if rel.startswith("es5/") else target / rel
-        if dest.exists() and dest.stat().st_mtime >= source.stat().st_mtime:
-            continue
-        if source.is_dir():
-            shutil.copytree(source, dest, dirs_exist_ok=True)
-        else:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest)
+    """Copy ``files`` of the pinned npm ``package`` to ``target``, fetching every pinned package with npm once.
+
+    All of ``VENDOR`` is installed in one npm call: ``npm install --no-save`` removes what it was not
+    asked for, so installing one package at a time would delete the other. A lock on ``build/npm``
+    keeps two builds at once (two terminals, two test workers) from installing and copying together.
+    """
+    import fcntl
+
+    NPM.mkdir(parents=True, exist_ok=True)
+    with open(NPM / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if any(installed(name) != version for name, version in VENDOR.items()):
+            if not shutil.which("npm"):
+                raise SystemExit(f"npm is missing: it fetches {', '.join(VENDOR)}, served with the site "
+                                 "instead of a CDN (apt-get install npm)")
+            subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(NPM),
+                            *(f"{name}@{version}" for name, version in VENDOR.items())], check=True)
+        home = NPM / "node_modules" / package
+        for rel in files:
+            source, dest = home / rel, target / rel.split("/", 1)[-1] if rel.startswith("es5/") else target / rel
+            if dest.exists() and dest.stat().st_mtime >= source.stat().st_mtime:
+                continue
+            if source.is_dir():
+                shutil.copytree(source, dest, dirs_exist_ok=True)
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest)
+
+
+def installed(package: str) -> str | None:
+    """The version of ``package`` in build/npm, or None when it is not there."""
+    meta = NPM / "node_modules" / package / "package.json"
+    return json.loads(meta.read_text())["version"] if meta.exists() else None
 
 
 # --- the book ------------------------------------------------------------------------------------

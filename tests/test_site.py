@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import os
+import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -99,6 +102,35 @@ def test_slides_cut_only_outside_code_fences():
     set_slides(nb)
     assert [c.source for c in nb.cells] == ["## A\n\ntext\n\n```\n**not a lead**\n```", "**B.** more\n\n* **c** stays"]
     assert [c.metadata["slideshow"]["slide_type"] for c in nb.cells] == ["slide", "slide"]
+
+
+# --- vendored npm packages ----------------------------------------------------------------------
+
+def test_vendoring_installs_every_pinned_package_in_one_npm_call(tmp_path, monkeypatch):
+    """``npm install --no-save`` removes what it was not asked for: the book's MathJax install once
+    deleted reveal.js under the decks' copy (a CI failure). One call fetches all; later ones none."""
+    spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    calls = []
+
+    def fake_npm(args, check):
+        calls.append(args)
+        modules = build.NPM / "node_modules"
+        shutil.rmtree(modules, ignore_errors=True)                  # what npm keeps is only what it was asked for
+        for spec in args[args.index(str(build.NPM)) + 1:]:
+            name, version = spec.rsplit("@", 1)
+            (modules / name / "dist").mkdir(parents=True)
+            (modules / name / "dist" / "a.js").write_text(name)
+            (modules / name / "package.json").write_text(json.dumps({"version": version}))
+
+    monkeypatch.setattr(build, "NPM", tmp_path / "npm")
+    monkeypatch.setattr(build.subprocess, "run", fake_npm)
+    monkeypatch.setattr(build.shutil, "which", lambda _: "/usr/bin/npm")
+    for package in ["mathjax", "reveal.js", "mathjax"]:
+        build.vendor(package, ["dist"], tmp_path / "out" / package)
+        assert (tmp_path / "out" / package / "dist" / "a.js").read_text() == package
+    assert len(calls) == 1 and sorted(calls[0][-2:]) == sorted(f"{n}@{v}" for n, v in build.VENDOR.items())
 
 
 # --- the site ------------------------------------------------------------------------------------
