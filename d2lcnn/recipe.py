@@ -124,25 +124,32 @@ def init_weights(model: nn.Module, how: str) -> None:
             nn.init.zeros_(m.bias)
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe, fused: bool = False) -> torch.optim.SGD:
+def make_optimizer(model: nn.Module, recipe: Recipe, fused: bool = True) -> torch.optim.SGD:
     """SGD as ``recipe`` says: its momentum (Nesterov's when asked), weight decay on the weights
     only (not on biases and norm layers, whose decay only hinders them).
 
-    ``fused`` (for float16, where the scaler then needs no host read per step) asks for one
-    kernel per update, where this torch has it; its momentum buffers start at zero (see
-    :func:`zero_momentum`).
+    Fused (one kernel updates all the parameters) wherever this torch has it for their device.
+    PyTorch's default on a CPU is a Python loop of small operations per parameter tensor, which
+    reads and writes each weight several times: for lesson 3's AlexNet (46 M parameters) on the
+    2-core development CPU, an update took 148 ms that way and 12 ms fused
+    (``python -m d2lcnn speed --optimizer``, ``measurements/optimizer-cpu.json``); profiled, the loop
+    had been a fifth of that lesson's training time. On float16 GPUs the
+    scaler also needs it, to skip an overflowed step without a host read (see
+    :func:`d2lcnn.train.scaled_update`). Its momentum buffers start at zero (see :func:`zero_momentum`).
+    ``fused=False`` gives PyTorch's default, which that command measures against.
     """
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": recipe.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     settings = {"lr": recipe.lr, "momentum": recipe.momentum, "nesterov": recipe.nesterov and recipe.momentum > 0}
+    if not fused:
+        return torch.optim.SGD(groups, **settings)
     try:
-        optimizer = torch.optim.SGD(groups, **settings, **({"fused": True} if fused else {}))
-    except TypeError:   # a torch without fused SGD: the scaler then reads its flag at every step
-        optimizer = torch.optim.SGD(groups, **settings)
-    if fused:
-        zero_momentum(optimizer)
+        optimizer = torch.optim.SGD(groups, **settings, fused=True)
+    except (TypeError, RuntimeError):   # a torch without fused SGD (for this device): the plain one
+        return torch.optim.SGD(groups, **settings)
+    zero_momentum(optimizer)
     return optimizer
 
 

@@ -29,6 +29,7 @@ import torch
 from . import models
 from .benchmark import no_quick_mode
 from .data import FashionMNIST
+from .recipe import make_optimizer
 from .train import Recipe, Trainer
 
 LESSON_CPU = {
@@ -153,6 +154,43 @@ def accuracy(name: str, subset: int | None = None, epochs: int | None = None, se
         out[f"{side}_fit_seconds"] = round(sum(r["seconds"] for r in trainer.history), 1)
     out["difference"] = round(out["chosen_test_acc"] - out["float32_test_acc"], 4)
     return out
+
+
+def optimizer_update(name: str, rounds: int = 3, updates: int = 10, seed: int = 0) -> dict:
+    """Milliseconds per SGD update of network ``name``, built as its lesson builds it: PyTorch's
+    default SGD (on a CPU a loop of small operations over the parameter tensors) against the
+    Trainer's fused one (:func:`d2lcnn.recipe.make_optimizer`), taking turns on the same gradients."""
+    s = setting(name)
+    recipe = _recipe(name, s)
+    torch.manual_seed(seed)
+    sides = {}
+    for side in ("default", "fused"):
+        net = models.build(name, **s.get("build", {}))
+        for p in net.parameters():
+            p.grad = torch.randn_like(p) * 1e-3
+        sides[side] = make_optimizer(net, recipe, fused=side == "fused")
+        sides[side].step()                      # the first update makes the momentum buffers
+    seconds = {side: 0.0 for side in sides}
+    for r in range(rounds):
+        for side in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+            start = time.perf_counter()
+            for _ in range(updates):
+                sides[side].step()
+            seconds[side] += time.perf_counter() - start
+    ms = {side: 1000 * seconds[side] / (rounds * updates) for side in sides}
+    return {"model": name, "parameters": sum(p.numel() for p in net.parameters()),
+            "default_ms": round(ms["default"], 2), "fused_ms": round(ms["fused"], 2),
+            "ratio": round(ms["default"] / ms["fused"], 2),
+            "fused": all(g["fused"] for g in sides["fused"].param_groups)}
+
+
+def optimizer_markdown(rows: list[dict]) -> str:
+    """The optimizer measurement as a Markdown table."""
+    lines = ["| network | parameters | PyTorch's default SGD, ms/update | fused, ms/update | speed-up |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['model']} | {r['parameters']:,} | {r['default_ms']:.2f} | {r['fused_ms']:.2f}"
+              f"{'' if r['fused'] else ' (not fused: this torch has no fused SGD here)'} | {r['ratio']:.1f}x |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def summary(rows: list[dict]) -> dict:

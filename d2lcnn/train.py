@@ -188,7 +188,7 @@ def scaled_update(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer
     ``_skipped``, read once per epoch into the history's ``skipped_steps``.
 
     Host reads per step: none. The scaler must know whether to skip; with a plain optimizer it
-    reads that from the device at every step, so the optimizer here is fused (one kernel that
+    reads that from the device at every step, so the optimizer is fused (one kernel that
     takes the overflow flag as a device tensor and skips on the device).
     """
     scaler.scale(loss).backward()
@@ -309,13 +309,13 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if cuda else None)
         if path.compile:
             self.forward_model = torch.compile(self.forward_model)
-        # float16 (a T4) needs a gradient scaler; its optimizer is then fused (see scaled_update).
+        # float16 (a T4) needs a gradient scaler, which the fused optimizer serves without a host read (see scaled_update).
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         self._skipped = torch.zeros((), device=self.device, dtype=torch.long)   # steps the scaler skipped
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        """The recipe's SGD, fused for float16 (see scaled_update), counting its updates."""
-        optimizer = make_optimizer(self.model, self.recipe, fused=self.scaler is not None)
+        """The recipe's SGD (fused where torch has it: see make_optimizer), counting its updates."""
+        optimizer = make_optimizer(self.model, self.recipe)
         # Counts the updates really applied, so that an interrupt landing between the update and
         # the loop's own count cannot make a resumed fit apply that update twice.
         self._updates = 0

@@ -556,3 +556,45 @@ def test_the_stop_request_alone():
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# --- the optimizer --------------------------------------------------------------------------------
+
+def test_the_optimizer_is_fused_and_updates_as_plain_sgd_does():
+    """One kernel per update (a fifth of AlexNet's CPU step was PyTorch's per-tensor loop), the same
+    update: weight decay on weights only, Nesterov momentum, momentum buffers from zero."""
+    from d2lcnn.recipe import make_optimizer
+
+    torch.manual_seed(0)
+    recipe = train.Recipe.modern("lenet")
+    nets = [models.build("lenet") for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = make_optimizer(nets[0], recipe)
+    plain = torch.optim.SGD([{"params": [p for p in nets[1].parameters() if p.dim() > 1], "weight_decay": recipe.weight_decay},
+                             {"params": [p for p in nets[1].parameters() if p.dim() <= 1], "weight_decay": 0.0}],
+                            lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    assert all(g["fused"] for g in fused.param_groups) and not any(g["fused"] for g in plain.param_groups)
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in nets[0].parameters()]
+        for net, optimizer in zip(nets, (fused, plain)):
+            for p, g in zip(net.parameters(), grads):
+                p.grad = g.clone()
+            optimizer.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_torch_without_fused_sgd_for_the_device_gets_the_plain_one(monkeypatch):
+    from d2lcnn.recipe import make_optimizer
+
+    real = torch.optim.SGD
+
+    def no_fused(params, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "SGD", no_fused)
+    optimizer = make_optimizer(models.build("lenet"), train.Recipe.modern("lenet"))
+    assert isinstance(optimizer, real) and not any(g["fused"] for g in optimizer.param_groups)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [train.Recipe.modern("lenet").weight_decay, 0.0]

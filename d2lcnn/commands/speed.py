@@ -5,6 +5,8 @@ of both, taking turns in this process, and their ratio; then the lesson's run bo
 same seed, and the test accuracy of each (``--no-accuracy`` skips it; ``--subset`` and
 ``--epochs`` shrink it). See :mod:`d2lcnn.speed`. ``--out FILE`` writes the JSON after every
 network (an interrupted run keeps what finished) and the Markdown table beside it.
+``--optimizer`` measures the SGD update alone instead: PyTorch's default against the Trainer's
+fused one, milliseconds per update of each network's parameters.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--no-accuracy", action="store_true", help="measure speed only")
     p.add_argument("--amp", action="store_true",
                    help="the bfloat16 path (amp=True), also for a network registered to keep float32 on a CPU")
+    p.add_argument("--optimizer", action="store_true",
+                   help="time the SGD update alone: PyTorch's default against the Trainer's fused one")
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's own choice)")
     p.add_argument("--out", metavar="FILE", help="write the JSON here, and the Markdown table beside it (.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -54,6 +58,8 @@ def run(args) -> int:
         check_writable(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.optimizer:
+        return run_optimizer(names, args)
     result = {"what": "examples/s of the Trainer's chosen compute path against plain eager float32 (taking turns, "
                       "training steps only), and test accuracy after the lesson's CPU-setting run both ways, same seed",
               "command": "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["speed"]
@@ -77,4 +83,23 @@ def run(args) -> int:
             Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
             Path(args.out).with_suffix(".md").write_text(speed.markdown(result))
     emit(result, args.json, speed.markdown(result).rstrip("\n"))
+    return 0
+
+
+def run_optimizer(names: list[str], args) -> int:
+    result = {"what": "milliseconds per SGD update (the recipe's momentum and weight decay, random gradients) of "
+                      "each network's parameters: PyTorch's default SGD against the Trainer's fused one, taking turns",
+              "command": "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["speed"]
+              else "python -m d2lcnn speed --optimizer",
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": speed.machine(), "rows": []}
+    for name in names:
+        row = speed.optimizer_update(name, rounds=args.rounds)
+        result["rows"].append(row)
+        print(f"{name:<16} {row['default_ms']:>8.2f} -> {row['fused_ms']:>7.2f} ms/update  {row['ratio']:.1f}x",
+              file=sys.stderr, flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+            Path(args.out).with_suffix(".md").write_text(speed.optimizer_markdown(result["rows"]))
+    emit(result, args.json, speed.optimizer_markdown(result["rows"]).rstrip("\n"))
     return 0
