@@ -131,9 +131,8 @@ def make_optimizer(model: nn.Module, recipe: Recipe, fused: bool = True) -> torc
     Fused (one kernel updates all the parameters) wherever this torch has it for their device.
     PyTorch's default on a CPU is a Python loop of small operations per parameter tensor, which
     reads and writes each weight several times: for lesson 3's AlexNet (46 M parameters) on the
-    2-core development CPU, an update took 148 ms that way and 12 ms fused
-    (``python -m d2lcnn speed --optimizer``, ``measurements/optimizer-cpu.json``); profiled, the loop
-    had been a fifth of that lesson's training time. On float16 GPUs the
+    2-core development CPU, an update took 150 ms that way and 19 ms fused, and a training step
+    636 ms and 479 ms (``python -m d2lcnn speed --optimizer``, ``measurements/optimizer-cpu.json``). On float16 GPUs the
     scaler also needs it, to skip an overflowed step without a host read (see
     :func:`d2lcnn.train.scaled_update`). Its momentum buffers start at zero (see :func:`zero_momentum`).
     ``fused=False`` gives PyTorch's default, which that command measures against.

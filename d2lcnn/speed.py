@@ -156,11 +156,15 @@ def accuracy(name: str, subset: int | None = None, epochs: int | None = None, se
     return out
 
 
-def optimizer_update(name: str, rounds: int = 3, updates: int = 10, seed: int = 0) -> dict:
+def optimizer_update(name: str, rounds: int = 3, updates: int = 10, steps: int = 5, subset: int | None = None,
+                     seed: int = 0) -> dict:
     """Milliseconds per SGD update of network ``name``, built as its lesson builds it: PyTorch's
     default SGD (on a CPU a loop of small operations over the parameter tensors) against the
-    Trainer's fused one (:func:`d2lcnn.recipe.make_optimizer`), taking turns on the same gradients."""
-    s = setting(name)
+    Trainer's fused one (:func:`d2lcnn.recipe.make_optimizer`), taking turns on the same gradients.
+    Then what that is worth in a whole training step: two Trainers on the chosen compute path and
+    the lesson's CPU setting, one with each optimizer, take turns on the same ``steps`` batches
+    (``steps=0`` skips it; ``subset`` caps the images per class)."""
+    s = setting(name, subset)
     recipe = _recipe(name, s)
     torch.manual_seed(seed)
     sides = {}
@@ -178,18 +182,55 @@ def optimizer_update(name: str, rounds: int = 3, updates: int = 10, seed: int = 
                 sides[side].step()
             seconds[side] += time.perf_counter() - start
     ms = {side: 1000 * seconds[side] / (rounds * updates) for side in sides}
-    return {"model": name, "parameters": sum(p.numel() for p in net.parameters()),
-            "default_ms": round(ms["default"], 2), "fused_ms": round(ms["fused"], 2),
-            "ratio": round(ms["default"] / ms["fused"], 2),
-            "fused": all(g["fused"] for g in sides["fused"].param_groups)}
+    row = {"model": name, "parameters": sum(p.numel() for p in net.parameters()),
+           "default_ms": round(ms["default"], 2), "fused_ms": round(ms["fused"], 2),
+           "ratio": round(ms["default"] / ms["fused"], 2),
+           "fused": all(g["fused"] for g in sides["fused"].param_groups)}
+    if steps:
+        row.update(_step_with_each_optimizer(name, s, rounds, steps, seed))
+    return row
+
+
+def _step_with_each_optimizer(name: str, s: dict, rounds: int, steps: int, seed: int) -> dict:
+    """Milliseconds per training step with PyTorch's default SGD and with the fused one, taking turns."""
+    with no_quick_mode(), contextlib.redirect_stderr(io.StringIO()):
+        data = _data(name, s, seed)
+        trainers = {side: _trainer(name, s, data, seed) for side in ("default", "fused")}
+    trainers["default"].optimizer = make_optimizer(trainers["default"].model, trainers["default"].recipe, fused=False)
+    batches = list(data.train_batches(epoch=0))[:steps]
+    for t in trainers.values():
+        for group in t.optimizer.param_groups:
+            group["lr"] = t.recipe.lr / 10      # a gentle rate: the weights stay sane over the timed steps
+        for X, y in batches[:2]:                # warm-up: oneDNN picks its kernels at the first steps
+            t.train_step(X, y)
+    seconds = {side: 0.0 for side in trainers}
+    per_round = []
+    for r in range(rounds):
+        took = {}
+        for side in (list(trainers) if r % 2 == 0 else list(trainers)[::-1]):
+            start = time.perf_counter()
+            for X, y in batches:
+                trainers[side].train_step(X, y)
+            took[side] = time.perf_counter() - start
+            seconds[side] += took[side]
+        per_round.append(round(took["default"] / took["fused"], 3))
+    ms = {side: 1000 * seconds[side] / (rounds * len(batches)) for side in trainers}
+    return {"step_default_ms": round(ms["default"], 1), "step_fused_ms": round(ms["fused"], 1),
+            "step_ratio": round(ms["default"] / ms["fused"], 3), "step_ratio_per_round": per_round,
+            "step_path": str(trainers["fused"].path),
+            "step_batch_size": len(batches[0][1])}
 
 
 def optimizer_markdown(rows: list[dict]) -> str:
     """The optimizer measurement as a Markdown table."""
-    lines = ["| network | parameters | PyTorch's default SGD, ms/update | fused, ms/update | speed-up |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {r['model']} | {r['parameters']:,} | {r['default_ms']:.2f} | {r['fused_ms']:.2f}"
-              f"{'' if r['fused'] else ' (not fused: this torch has no fused SGD here)'} | {r['ratio']:.1f}x |" for r in rows]
+    lines = ["| network | parameters | PyTorch's default SGD, ms/update | fused, ms/update | speed-up |"
+             " training step, default SGD | training step, fused | speed-up |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        step = (f"{r['step_default_ms']:,.1f} ms | {r['step_fused_ms']:,.1f} ms | {r['step_ratio']:.2f}x"
+                if "step_ratio" in r else "- | - | -")
+        lines.append(f"| {r['model']} | {r['parameters']:,} | {r['default_ms']:.2f} | {r['fused_ms']:.2f}"
+                     f"{'' if r['fused'] else ' (not fused: this torch has no fused SGD here)'} | {r['ratio']:.1f}x | {step} |")
     return "\n".join(lines) + "\n"
 
 

@@ -144,11 +144,13 @@ def test_speed_command_on_tiny_data(tmp_path, capsys, bf16_cpu):
 
 def test_speed_command_times_the_optimizer_update(tmp_path, capsys):
     out = tmp_path / "optimizer.json"
-    assert main(["speed", "--optimizer", "--models", "lenet", "--rounds", "1", "--out", str(out), "--json"]) == 0
+    assert main(["speed", "--optimizer", "--models", "lenet", "--rounds", "1", "--steps", "3", "--subset", "2",
+                 "--out", str(out), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     row = json.loads(out.read_text())["rows"][0]
     assert printed["rows"] == [row] and row["model"] == "lenet" and row["parameters"] == 61_706
     assert row["default_ms"] > 0 and row["fused_ms"] > 0 and row["fused"] is True
+    assert row["step_default_ms"] > 0 and row["step_fused_ms"] > 0 and "compute path on cpu" in row["step_path"]
     assert "| lenet | 61,706 |" in out.with_suffix(".md").read_text()
 
 

@@ -5,8 +5,9 @@ of both, taking turns in this process, and their ratio; then the lesson's run bo
 same seed, and the test accuracy of each (``--no-accuracy`` skips it; ``--subset`` and
 ``--epochs`` shrink it). See :mod:`d2lcnn.speed`. ``--out FILE`` writes the JSON after every
 network (an interrupted run keeps what finished) and the Markdown table beside it.
-``--optimizer`` measures the SGD update alone instead: PyTorch's default against the Trainer's
-fused one, milliseconds per update of each network's parameters.
+``--optimizer`` measures the SGD instead: PyTorch's default against the Trainer's fused one,
+milliseconds per update of each network's parameters, then per training step at the lesson's
+CPU setting (``--steps`` batches a turn, ``--rounds`` turns each).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--amp", action="store_true",
                    help="the bfloat16 path (amp=True), also for a network registered to keep float32 on a CPU")
     p.add_argument("--optimizer", action="store_true",
-                   help="time the SGD update alone: PyTorch's default against the Trainer's fused one")
+                   help="time the SGD update and a training step with it: PyTorch's default against the Trainer's fused one")
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's own choice)")
     p.add_argument("--out", metavar="FILE", help="write the JSON here, and the Markdown table beside it (.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -88,15 +89,18 @@ def run(args) -> int:
 
 def run_optimizer(names: list[str], args) -> int:
     result = {"what": "milliseconds per SGD update (the recipe's momentum and weight decay, random gradients) of "
-                      "each network's parameters: PyTorch's default SGD against the Trainer's fused one, taking turns",
+                      "each network's parameters, PyTorch's default SGD against the Trainer's fused one, taking turns; "
+                      "then milliseconds per training step with each (the chosen compute path, the lesson's CPU "
+                      "setting, the same batches, taking turns)",
               "command": "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["speed"]
               else "python -m d2lcnn speed --optimizer",
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": speed.machine(), "rows": []}
     for name in names:
-        row = speed.optimizer_update(name, rounds=args.rounds)
+        row = speed.optimizer_update(name, rounds=args.rounds, steps=args.steps, subset=args.subset)
         result["rows"].append(row)
-        print(f"{name:<16} {row['default_ms']:>8.2f} -> {row['fused_ms']:>7.2f} ms/update  {row['ratio']:.1f}x",
+        print(f"{name:<16} {row['default_ms']:>8.2f} -> {row['fused_ms']:>7.2f} ms/update  {row['ratio']:.1f}x;  "
+              f"training step {row['step_default_ms']:,.1f} -> {row['step_fused_ms']:,.1f} ms  {row['step_ratio']:.2f}x",
               file=sys.stderr, flush=True)
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
