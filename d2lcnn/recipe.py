@@ -132,10 +132,11 @@ def make_optimizer(model: nn.Module, recipe: Recipe, fused: bool = True) -> torc
     PyTorch's default on a CPU is a Python loop of small operations per parameter tensor, which
     reads and writes each weight several times: for lesson 3's AlexNet (46 M parameters) on the
     2-core development CPU, an update took 150 ms that way and 19 ms fused, and a training step
-    636 ms and 479 ms (``python -m d2lcnn speed --optimizer``, ``measurements/optimizer-cpu.json``). On float16 GPUs the
-    scaler also needs it, to skip an overflowed step without a host read (see
-    :func:`d2lcnn.train.scaled_update`). Its momentum buffers start at zero (see :func:`zero_momentum`).
-    ``fused=False`` gives PyTorch's default, which that command measures against.
+    636 ms and 479 ms (``python -m d2lcnn speed --optimizer``, ``measurements/optimizer-cpu.json``).
+    On float16 GPUs the scaler also needs it, to skip an overflowed step without a host read (see
+    :func:`d2lcnn.train.scaled_update`). Its momentum buffers start at zero (see
+    :func:`zero_momentum`). ``fused=False`` gives PyTorch's default, which that command measures
+    against.
     """
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
