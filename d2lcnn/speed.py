@@ -96,6 +96,40 @@ def _data(name: str, s: dict, seed: int) -> FashionMNIST:
                         normalize=recipe.normalize, subset=s["subset"], test_subset=s["test_subset"], seed=seed)
 
 
+def _warm_up(trainers: dict, batches: list) -> None:
+    """A gentle learning rate (the weights stay sane over the timed steps), then two untimed
+    steps each: oneDNN picks its kernels at the first steps."""
+    for t in trainers.values():
+        for group in t.optimizer.param_groups:
+            group["lr"] = t.recipe.lr / 10
+        for X, y in batches[:2]:
+            t.train_step(X, y)
+
+
+def _take_turns(turns: dict, rounds: int) -> tuple[dict, list[dict]]:
+    """Run each side's ``turns[side]()`` once per round, in A B, B A order, so that a change in the
+    machine's load hits both sides alike. Returns each side's total seconds and each round's."""
+    total = {side: 0.0 for side in turns}
+    per_round = []
+    for r in range(rounds):
+        took = {}
+        for side in (list(turns) if r % 2 == 0 else list(turns)[::-1]):
+            start = time.perf_counter()
+            turns[side]()
+            took[side] = time.perf_counter() - start
+            total[side] += took[side]
+        per_round.append(took)
+    return total, per_round
+
+
+def _steps(trainer: Trainer, batches: list):
+    """One turn: a training step on each of ``batches``."""
+    def turn():
+        for X, y in batches:
+            trainer.train_step(X, y)
+    return turn
+
+
 def throughput(name: str, rounds: int = 3, steps: int = 5, subset: int | None = None, seed: int = 0,
                turn_seconds: float = 2.0, amp: bool | None = None) -> dict:
     """Examples/s of plain float32 and of the chosen path, taking turns on the same batches.
@@ -110,28 +144,14 @@ def throughput(name: str, rounds: int = 3, steps: int = 5, subset: int | None = 
         data = _data(name, s, seed)
         sides = {"float32": _trainer(name, s, data, seed, **PLAIN), "chosen": _trainer(name, s, data, seed, amp=amp)}
     available = list(data.train_batches(epoch=0))
-    for t in sides.values():
-        for group in t.optimizer.param_groups:
-            group["lr"] = t.recipe.lr / 10      # a gentle rate: the weights stay sane over the timed steps
-        for X, y in available[:2]:              # warm-up: oneDNN picks its kernels at the first steps
-            t.train_step(X, y)
+    _warm_up(sides, available)
     start = time.perf_counter()
     sides["float32"].train_step(*available[0])
     step_seconds = time.perf_counter() - start
     steps = max(steps, min(200, math.ceil(turn_seconds / max(step_seconds, 1e-6))))
     batches = [available[i % len(available)] for i in range(steps)]
-    seconds = {side: 0.0 for side in sides}
-    per_round = []
-    for r in range(rounds):
-        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
-        took = {}
-        for side in order:
-            start = time.perf_counter()
-            for X, y in batches:
-                sides[side].train_step(X, y)
-            took[side] = time.perf_counter() - start
-            seconds[side] += took[side]
-        per_round.append(round(took["float32"] / took["chosen"], 3))
+    seconds, rounds_took = _take_turns({side: _steps(t, batches) for side, t in sides.items()}, rounds)
+    per_round = [round(took["float32"] / took["chosen"], 3) for took in rounds_took]
     examples = rounds * sum(len(y) for _, y in batches)
     rate = {side: examples / seconds[side] for side in sides}
     return {"float32_per_s": round(rate["float32"], 1), "chosen_per_s": round(rate["chosen"], 1),
@@ -174,13 +194,13 @@ def optimizer_update(name: str, rounds: int = 3, updates: int = 10, steps: int =
             p.grad = torch.randn_like(p) * 1e-3
         sides[side] = make_optimizer(net, recipe, fused=side == "fused")
         sides[side].step()                      # the first update makes the momentum buffers
-    seconds = {side: 0.0 for side in sides}
-    for r in range(rounds):
-        for side in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
-            start = time.perf_counter()
+    def updating(optimizer):
+        def turn():
             for _ in range(updates):
-                sides[side].step()
-            seconds[side] += time.perf_counter() - start
+                optimizer.step()
+        return turn
+
+    seconds, _ = _take_turns({side: updating(o) for side, o in sides.items()}, rounds)
     ms = {side: 1000 * seconds[side] / (rounds * updates) for side in sides}
     row = {"model": name, "parameters": sum(p.numel() for p in net.parameters()),
            "default_ms": round(ms["default"], 2), "fused_ms": round(ms["fused"], 2),
@@ -198,22 +218,9 @@ def _step_with_each_optimizer(name: str, s: dict, rounds: int, steps: int, seed:
         trainers = {side: _trainer(name, s, data, seed) for side in ("default", "fused")}
     trainers["default"].optimizer = make_optimizer(trainers["default"].model, trainers["default"].recipe, fused=False)
     batches = list(data.train_batches(epoch=0))[:steps]
-    for t in trainers.values():
-        for group in t.optimizer.param_groups:
-            group["lr"] = t.recipe.lr / 10      # a gentle rate: the weights stay sane over the timed steps
-        for X, y in batches[:2]:                # warm-up: oneDNN picks its kernels at the first steps
-            t.train_step(X, y)
-    seconds = {side: 0.0 for side in trainers}
-    per_round = []
-    for r in range(rounds):
-        took = {}
-        for side in (list(trainers) if r % 2 == 0 else list(trainers)[::-1]):
-            start = time.perf_counter()
-            for X, y in batches:
-                trainers[side].train_step(X, y)
-            took[side] = time.perf_counter() - start
-            seconds[side] += took[side]
-        per_round.append(round(took["default"] / took["fused"], 3))
+    _warm_up(trainers, batches)
+    seconds, rounds_took = _take_turns({side: _steps(t, batches) for side, t in trainers.items()}, rounds)
+    per_round = [round(took["default"] / took["fused"], 3) for took in rounds_took]
     ms = {side: 1000 * seconds[side] / (rounds * len(batches)) for side in trainers}
     return {"step_default_ms": round(ms["default"], 1), "step_fused_ms": round(ms["fused"], 1),
             "step_ratio": round(ms["default"] / ms["fused"], 3), "step_ratio_per_round": per_round,

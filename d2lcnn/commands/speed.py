@@ -61,12 +61,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.optimizer:
         return run_optimizer(names, args)
-    result = {"what": "examples/s of the Trainer's chosen compute path against plain eager float32 (taking turns, "
-                      "training steps only), and test accuracy after the lesson's CPU-setting run both ways, same seed",
-              "command": "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["speed"]
-              else "python -m d2lcnn speed",
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": speed.machine(), "rows": []}
+    result = started("examples/s of the Trainer's chosen compute path against plain eager float32 (taking turns, "
+                     "training steps only), and test accuracy after the lesson's CPU-setting run both ways, same seed")
     for name in names:
         row = {"model": name, "setting": speed.setting(name)}
         row.update(speed.throughput(name, rounds=args.rounds, steps=args.steps, subset=args.subset,
@@ -87,15 +83,20 @@ def run(args) -> int:
     return 0
 
 
+def started(what: str) -> dict:
+    """A results file's head: what it measures, the command line, when, on what machine."""
+    return {"what": what,
+            "command": "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["speed"]
+            else "python -m d2lcnn speed",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": speed.machine(), "rows": []}
+
+
 def run_optimizer(names: list[str], args) -> int:
-    result = {"what": "milliseconds per SGD update (the recipe's momentum and weight decay, random gradients) of "
-                      "each network's parameters, PyTorch's default SGD against the Trainer's fused one, taking turns; "
-                      "then milliseconds per training step with each (the chosen compute path, the lesson's CPU "
-                      "setting, the same batches, taking turns)",
-              "command": "python -m d2lcnn " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["speed"]
-              else "python -m d2lcnn speed --optimizer",
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": speed.machine(), "rows": []}
+    result = started("milliseconds per SGD update (the recipe's momentum and weight decay, random gradients) of "
+                     "each network's parameters, PyTorch's default SGD against the Trainer's fused one, taking turns; "
+                     "then milliseconds per training step with each (the chosen compute path, the lesson's CPU "
+                     "setting, the same batches, taking turns)")
     for name in names:
         row = speed.optimizer_update(name, rounds=args.rounds, steps=args.steps, subset=args.subset)
         result["rows"].append(row)
